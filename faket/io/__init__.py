@@ -1,0 +1,59 @@
+"""File input and output: MRC volumes and tilt series, tilt angles and particle lists.
+
+All writers are atomic (see :mod:`faket.io.atomic`), and all user-facing problems raise
+:class:`faket.errors.FaketError` with a one-line message that names the file.
+"""
+
+from faket.io.angles import check_angle_count, read_tlt, tilt_range, write_tlt
+from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
+from faket.io.mrc import (
+    SUPPORTED_DTYPES,
+    MrcData,
+    count_nonfinite,
+    format_summary,
+    mrc_summary,
+    read_mrc,
+    write_mrc,
+)
+from faket.io.particles import (
+    COLUMNS,
+    read_particles,
+    read_particles_csv,
+    read_particles_star,
+    read_shrec_particles,
+    relion_to_zxz,
+    validate_particles,
+    write_particles_csv,
+    write_particles_star,
+    write_shrec_particles,
+    zxz_to_relion,
+)
+
+__all__ = [
+    "COLUMNS",
+    "SUPPORTED_DTYPES",
+    "MrcData",
+    "atomic_path",
+    "atomic_write",
+    "check_angle_count",
+    "check_target",
+    "count_nonfinite",
+    "format_summary",
+    "mrc_summary",
+    "read_mrc",
+    "read_particles",
+    "read_particles_csv",
+    "read_particles_star",
+    "read_shrec_particles",
+    "read_tlt",
+    "relion_to_zxz",
+    "tilt_range",
+    "validate_particles",
+    "write_mrc",
+    "write_particles_csv",
+    "write_particles_star",
+    "write_shrec_particles",
+    "write_text_atomic",
+    "write_tlt",
+    "zxz_to_relion",
+]

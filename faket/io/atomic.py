@@ -1,0 +1,144 @@
+"""Atomic file writes: a reader never sees a half-written output file.
+
+Every writer in faket writes to a hidden temporary file in the target's own folder and
+then renames it onto the target with :func:`os.replace`. The rename is atomic on POSIX and
+Windows as long as both names are on the same file system, which is why the temporary file
+lives next to the target rather than in the system temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from faket.errors import FaketError
+
+__all__ = ["atomic_path", "atomic_write", "check_target", "write_text_atomic"]
+
+
+def check_target(path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+    """Check that a file can be written at ``path``.
+
+    Parameters
+    ----------
+    path
+        The output file.
+    overwrite
+        If False, an existing file at ``path`` is an error.
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    FaketError
+        If the parent folder does not exist, ``path`` is a folder, or the file exists and
+        ``overwrite`` is False.
+    """
+    target = Path(path)
+    parent = target.parent
+    if not parent.is_dir():
+        raise FaketError(f"cannot write {target}: folder {parent} does not exist; create it first")
+    if target.is_dir():
+        raise FaketError(f"cannot write {target}: it is a folder; pass a file name")
+    if target.exists() and not overwrite:
+        raise FaketError(
+            f"{target} already exists; delete it, choose another name, or allow overwriting"
+        )
+    return target
+
+
+def _temp_name(target: Path) -> Path:
+    # A random suffix keeps concurrent writers of the same target from clobbering each
+    # other's temporary files; the leading dot hides it from casual directory listings.
+    return target.with_name(f".{target.name}.tmp-{secrets.token_hex(6)}")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path that replaces ``path`` when the block exits cleanly.
+
+    The caller writes the complete file to the yielded path. On a clean exit it is
+    renamed onto ``path``; if the block raises, the temporary file is removed and ``path``
+    is left exactly as it was.
+
+    Parameters
+    ----------
+    path
+        The final output file. Its folder must exist.
+    overwrite
+        If False, raise :class:`FaketError` when ``path`` already exists.
+
+    Yields
+    ------
+    Path
+        A not-yet-existing file name in the same folder as ``path``.
+    """
+    target = check_target(path, overwrite=overwrite)
+    tmp = _temp_name(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        # BaseException so that Ctrl-C also cleans up the temporary file.
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_write(
+    path: str | os.PathLike[str], mode: str = "w", *, overwrite: bool = True
+) -> Iterator[IO[Any]]:
+    """Yield an open file handle whose contents replace ``path`` on a clean exit.
+
+    Parameters
+    ----------
+    path
+        The final output file. Its folder must exist.
+    mode
+        ``"w"`` for UTF-8 text (with ``"\\n"`` line endings) or ``"wb"`` for bytes.
+    overwrite
+        If False, raise :class:`FaketError` when ``path`` already exists.
+
+    Yields
+    ------
+    IO
+        A file handle open for writing to the temporary file.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', not {mode!r}")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        if mode == "w":
+            with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+                yield handle
+        else:
+            with open(tmp, "wb") as handle:
+                yield handle
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8, ``"\\n"`` line endings).
+
+    Parameters
+    ----------
+    path
+        The output file. Its folder must exist.
+    text
+        The complete file contents.
+    overwrite
+        If False, raise :class:`FaketError` when ``path`` already exists.
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    with atomic_write(path, "w", overwrite=overwrite) as handle:
+        handle.write(text)
+    return Path(path)
