@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -90,9 +91,12 @@ def _csr(
     crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]
 ) -> torch.Tensor:
     index_dtype = torch.int32 if col.numel() < 2**31 - 1 else torch.int64
-    return torch.sparse_csr_tensor(
-        crow.to(index_dtype), col.to(index_dtype), val, size=shape, check_invariants=False
-    )
+    with warnings.catch_warnings():
+        # Torch flags its (well-tested) CSR support as "beta"; nothing for a user to act on.
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            crow.to(index_dtype), col.to(index_dtype), val, size=shape, check_invariants=False
+        )
 
 
 @functools.lru_cache(maxsize=2)
