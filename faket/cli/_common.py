@@ -28,5 +28,7 @@ def require_input(path: Path) -> Path:
 
 
 def require_output(path: Path, overwrite: bool) -> Path:
-    """Fail with one line when ``path`` cannot be written (exists without --overwrite, no folder)."""
+    """Fail with one line if ``path`` cannot be written (exists without --overwrite, no folder)."""
+    if path.exists() and not path.is_dir() and not overwrite:
+        raise FaketError(f"{path} already exists; pass --overwrite to replace it")
     return check_target(path, overwrite=overwrite)

@@ -39,7 +39,7 @@ def bin_array(data: np.ndarray | torch.Tensor, factor: int, axes: tuple[int, ...
                 f"cannot bin an axis of {data.shape[axis]} samples by {factor}; bin less"
             )
     is_numpy = isinstance(data, np.ndarray)
-    tensor = torch.from_numpy(np.ascontiguousarray(data)) if is_numpy else data
+    tensor = torch.from_numpy(np.array(data)) if is_numpy else data
     index = tuple(
         slice(0, (n // factor) * factor) if i in axes else slice(None)
         for i, n in enumerate(tensor.shape)

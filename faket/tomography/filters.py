@@ -1,7 +1,8 @@
 """Frequency responses of the reconstruction filters.
 
 All 1-D responses are in *physical* units: the ramp is ``|f|`` with ``f`` in
-cycles per pixel (0.5 at Nyquist), which together with angular weights in
+cycles per pixel (0.5 at Nyquist; built from its spatial kernel so the
+zero-frequency term is right), which together with angular weights in
 radians (:func:`faket.tomography.geometry.angular_weights`) makes weighted
 back-projection return the original values (textbook filtered
 back-projection). A Crowther plateau caps the ramp at ``f_c``; the apodised
@@ -67,6 +68,24 @@ def _window(name: str, relative: np.ndarray) -> np.ndarray:
     raise FaketError(f"unknown filter {name!r}; choose one of {', '.join(FILTERS)}")
 
 
+def ram_lak_kernel(size: int) -> np.ndarray:
+    """The band-limited ramp's spatial kernel on a periodic grid of ``size`` samples.
+
+    ``h[0] = 1/4``, ``h[n] = -1 / (pi n)²`` for odd ``n``, 0 for even ``n``
+    (Kak & Slaney, eq. 3.61, unit pixel): the samples of the inverse Fourier
+    transform of ``|f|`` cut at Nyquist. Building the ramp from this kernel
+    instead of sampling ``|f|`` directly keeps the zero-frequency term that a
+    finite FFT grid would otherwise drop, which would shift the whole
+    reconstruction by a negative offset.
+    """
+    distance = np.minimum(np.arange(size), size - np.arange(size))  # periodic |n|
+    kernel = np.zeros(size)
+    kernel[0] = 0.25
+    odd = distance % 2 == 1
+    kernel[odd] = -1.0 / (np.pi * distance[odd]) ** 2
+    return kernel
+
+
 def filter_response(name: str, size: int, crowther: float | None = None) -> np.ndarray:
     """Frequency response of a 1-D reconstruction filter.
 
@@ -85,7 +104,9 @@ def filter_response(name: str, size: int, crowther: float | None = None) -> np.n
     Returns
     -------
     array, shape (size,), float64
-        Response in numpy FFT order; the ramp part is ``|f|`` in cycles/pixel.
+        Response in numpy FFT order. The ramp part is the DFT of
+        :func:`ram_lak_kernel`, ``|f|`` in cycles/pixel up to a small
+        positive zero-frequency term.
     """
     if name not in FILTERS_1D:
         raise FaketError(f"unknown 1-D filter {name!r}; choose one of {', '.join(FILTERS_1D)}")
@@ -94,9 +115,9 @@ def filter_response(name: str, size: int, crowther: float | None = None) -> np.n
     f_max = 0.5 if crowther is None else 0.5 * float(crowther)
     if not 0.0 < f_max <= 0.5:
         raise FaketError(f"Crowther frequency must be in (0, 1] of Nyquist, got {crowther}")
-    frequency = np.abs(np.fft.fftfreq(size))
-    relative = np.minimum(frequency / f_max, 1.0)
-    return np.minimum(frequency, f_max) * _window(name, relative)
+    ramp = np.fft.fft(ram_lak_kernel(size)).real
+    relative = np.minimum(np.abs(np.fft.fftfreq(size)) / f_max, 1.0)
+    return np.minimum(ramp, f_max) * _window(name, relative)
 
 
 def shrec_filter(n_rows: int, n_cols: int, physical: bool = True) -> np.ndarray:

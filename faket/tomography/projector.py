@@ -78,7 +78,7 @@ def project(
     starts = range(0, n_y, rows)
     for start in progress_bar(starts, "projecting", total=len(starts), enabled=progress):
         stop = min(start + rows, n_y)
-        block = np.ascontiguousarray(volume[:, start:stop, :], dtype=np.float32)
+        block = np.array(volume[:, start:stop, :], dtype=np.float32)  # a writable copy
         check_finite(block, "volume")
         block = torch.from_numpy(block)
         # (Z, y, X) -> (Z * X, y): one column per Y row, voxels in the operator's order.

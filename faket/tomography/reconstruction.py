@@ -45,7 +45,7 @@ def filter_tilt_series(
     if filter_name not in FILTERS:
         raise FaketError(f"unknown filter {filter_name!r}; choose one of {', '.join(FILTERS)}")
     if filter_name == "none":
-        return np.asarray(tilt_series, dtype=np.float32)
+        return np.array(tilt_series, dtype=np.float32)
     dev = select_device(device)
     n_tilts, n_y, n_det = tilt_series.shape
     if filter_name == "shrec":
@@ -61,7 +61,7 @@ def filter_tilt_series(
     tilts = chunk_size(per_tilt, n_tilts, memory_budget(dev, memory_budget_bytes))
     filtered = np.empty((n_tilts, n_y, n_det), dtype=np.float32)
     for start in range(0, n_tilts, tilts):
-        block = torch.from_numpy(np.ascontiguousarray(tilt_series[start : start + tilts]))
+        block = torch.from_numpy(np.array(tilt_series[start : start + tilts], dtype=np.float32))
         block = block.to(dev, torch.float32)
         if filter_name == "shrec":
             out = torch.fft.ifft2(torch.fft.fft2(block) * response).real
