@@ -41,9 +41,9 @@ def _root(
 
 def _register_commands() -> None:
     # One module per command (or command group); each adds itself to ``app``.
-    from faket.cli import info, project, reconstruct
+    from faket.cli import info, noise, project, reconstruct
 
-    for module in (info, project, reconstruct):
+    for module in (info, project, reconstruct, noise):
         module.register(app)
 
 

@@ -1,0 +1,146 @@
+"""Noise models from several training tomograms: estimate per tomogram, then aggregate."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from faket.errors import FaketError
+from faket.noise.estimate import estimate_curves, estimate_curves_from_background
+from faket.noise.model import NoiseModel
+
+__all__ = ["estimate_noise_model", "estimate_noise_model_from_background"]
+
+MaskArg = np.ndarray | Sequence[np.ndarray | None] | None
+
+
+def estimate_noise_model(
+    style_stacks: Sequence[np.ndarray],
+    clean_stacks: Sequence[np.ndarray],
+    angles_deg: Sequence[float] | np.ndarray,
+    order: int = 2,
+    *,
+    masks: MaskArg = None,
+    provenance: dict[str, Any] | None = None,
+    show_progress: bool = False,
+) -> NoiseModel:
+    """Estimate per-tilt noise statistics of each (style, noiseless) pair and aggregate them.
+
+    Parameters
+    ----------
+    style_stacks : sequence of arrays, each (n_tilts, Y, X)
+        Style (reference) tilt series, one per training tomogram (memory maps are fine).
+    clean_stacks : sequence of arrays, each (n_tilts, Y, X)
+        The noiseless tilt series with the same content, paired by position.
+    angles_deg : array, shape (n_tilts,)
+        Tilt angles in degrees, shared by all stacks.
+    order : int
+        Aggregation polynomial order: -1 raw, 0 constant, 2 the paper's NOISY.
+    masks : array or sequence of arrays, optional
+        Region(s) to estimate on: one (Y, X) / (n_tilts, Y, X) mask for every pair, or
+        one per pair (None = whole tilt).
+    provenance : dict, optional
+        Extra facts to record (e.g. file names); time, version and method are added.
+    show_progress : bool
+        Draw progress bars.
+
+    Returns
+    -------
+    NoiseModel
+    """
+    if len(style_stacks) != len(clean_stacks):
+        raise FaketError(
+            f"{len(style_stacks)} style stacks but {len(clean_stacks)} clean stacks; "
+            "give one noiseless tilt series per style tilt series, in the same order"
+        )
+    angles = _check_inputs(style_stacks, angles_deg)
+    per_pair = _per_pair(masks, len(style_stacks))
+    raw = []
+    for k, (style, clean) in enumerate(zip(style_stacks, clean_stacks, strict=True)):
+        try:
+            raw.append(estimate_curves(style, clean, mask=per_pair[k], show_progress=show_progress))
+        except FaketError as err:
+            raise FaketError(f"pair {k + 1}: {err}") from None
+    method = "paired" if masks is None else "paired-region"
+    return NoiseModel.from_curves(raw, angles, order, _provenance(method, provenance))
+
+
+def estimate_noise_model_from_background(
+    style_stacks: Sequence[np.ndarray],
+    masks: np.ndarray | Sequence[np.ndarray],
+    angles_deg: Sequence[float] | np.ndarray,
+    order: int = 2,
+    *,
+    provenance: dict[str, Any] | None = None,
+    show_progress: bool = False,
+) -> NoiseModel:
+    """Noise model of real style data without noiseless content, from background regions.
+
+    See :func:`faket.noise.estimate.estimate_curves_from_background` for the assumption
+    (the selected regions hold no specimen structure).
+
+    Parameters
+    ----------
+    style_stacks : sequence of arrays, each (n_tilts, Y, X)
+    masks : array or sequence of arrays
+        One (Y, X) / (n_tilts, Y, X) background mask for all stacks, or one per stack.
+    angles_deg : array, shape (n_tilts,)
+    order : int
+        Aggregation polynomial order.
+    provenance : dict, optional
+    show_progress : bool
+
+    Returns
+    -------
+    NoiseModel
+    """
+    angles = _check_inputs(style_stacks, angles_deg)
+    per_stack = _per_pair(masks, len(style_stacks))
+    raw = []
+    for k, style in enumerate(style_stacks):
+        if per_stack[k] is None:
+            raise FaketError(f"style stack {k + 1} has no background region; give a mask")
+        try:
+            raw.append(
+                estimate_curves_from_background(style, per_stack[k], show_progress=show_progress)
+            )
+        except FaketError as err:
+            raise FaketError(f"style stack {k + 1}: {err}") from None
+    return NoiseModel.from_curves(raw, angles, order, _provenance("background", provenance))
+
+
+def _check_inputs(style_stacks: Sequence[np.ndarray], angles_deg: Any) -> np.ndarray:
+    if len(style_stacks) == 0:
+        raise FaketError("no style tilt series given; pass at least one")
+    angles = np.asarray(angles_deg, dtype=np.float64).ravel()
+    for k, stack in enumerate(style_stacks):
+        if np.ndim(stack) != 3:
+            raise FaketError(
+                f"style stack {k + 1} must be a tilt series (n_tilts, Y, X), "
+                f"got shape {np.shape(stack)}"
+            )
+        if stack.shape[0] != angles.size:
+            raise FaketError(
+                f"style stack {k + 1} has {stack.shape[0]} tilts but {angles.size} tilt angles "
+                "were given; pass the angle file that belongs to the data"
+            )
+    return angles
+
+
+def _per_pair(masks: MaskArg, n: int) -> list[np.ndarray | None]:
+    if masks is None or isinstance(masks, np.ndarray):
+        return [masks] * n
+    masks = list(masks)
+    if len(masks) != n:
+        raise FaketError(f"{len(masks)} masks for {n} tilt series; give one mask or one each")
+    return masks
+
+
+def _provenance(method: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    from faket import __version__
+
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return {"created": created, "faket_version": __version__, "method": method, **(extra or {})}
