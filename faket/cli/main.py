@@ -19,7 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # help texts use literal [brackets]
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -41,9 +41,9 @@ def _root(
 
 def _register_commands() -> None:
     # One module per command (or command group); each adds itself to ``app``.
-    from faket.cli import info, noise, project, reconstruct
+    from faket.cli import info, noise, phantom, project, reconstruct, style
 
-    for module in (info, project, reconstruct, noise):
+    for module in (info, project, reconstruct, noise, style, phantom):
         module.register(app)
 
 

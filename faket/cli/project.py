@@ -25,13 +25,13 @@ def project_command(
         None, "--angles", help="IMOD .tlt file with one tilt angle (degrees) per line."
     ),
     tilt_range_deg: tuple[float, float] | None = typer.Option(
-        None, "--tilt-range", help="First and last tilt angle in degrees [default: -60 60]."
+        None, "--tilt-range", help="First and last tilt angle in degrees (default: -60 60)."
     ),
     tilt_step: float | None = typer.Option(
-        None, "--tilt-step", help="Tilt increment in degrees [default: 2]."
+        None, "--tilt-step", help="Tilt increment in degrees (default: 2)."
     ),
     detector_width: int | None = typer.Option(
-        None, "--detector-width", help="Detector width in pixels [default: the volume's X]."
+        None, "--detector-width", help="Detector width in pixels (default: the volume's X)."
     ),
     negate: bool = typer.Option(
         False, "--negate", help="Store -line integrals (dense objects dark, as in the paper)."

@@ -20,6 +20,7 @@ import mrcfile
 import numpy as np
 import numpy.typing as npt
 
+from faket import __version__
 from faket.errors import FaketError
 from faket.io._mrcutil import (
     SUPPORTED_DTYPES,
@@ -250,6 +251,10 @@ def write_mrc(
                 set_imod_byte_sign(mrc.header, signed=True)
         mrc.voxel_size = voxel_size
         update_stats(mrc.header, array)
+        # mrcfile stamps the time into label 1; a fixed label makes equal data give
+        # byte-identical files (reproducible, comparable runs).
+        mrc.header.label[0] = f"faket {__version__}".ljust(80).encode("ascii")
+        mrc.header.nlabl = 1
     return target
 
 

@@ -1,0 +1,122 @@
+"""``faket phantom``: a grand model (specimen potential) with complete ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+
+from faket.cli._common import DeviceOption, OverwriteOption, QuietOption, require_input
+from faket.errors import FaketError
+
+
+def _load_settings(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    require_input(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise FaketError(f"cannot read {path} as YAML/JSON ({type(err).__name__})") from None
+    if not isinstance(data, dict):
+        raise FaketError(f"{path}: expected a mapping of phantom settings at the top level")
+    if "faket_version" in data and isinstance(data.get("config"), dict):
+        return data["config"]  # a phantom_config.json written by an earlier run
+    return data.get("phantom", data)
+
+
+def _class_list(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def phantom_command(
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (created)."),
+    shape: tuple[int, int, int] | None = typer.Option(
+        None, "--shape", help="Volume shape Z Y X in voxels (default: 200 512 512)."
+    ),
+    voxel_size: float | None = typer.Option(
+        None, "--voxel-size", help="Voxel size in Å (default: 10)."
+    ),
+    classes: list[str] | None = typer.Option(
+        None,
+        "--classes",
+        help="Particle classes: 'builtin', built-in names, PDB/mmCIF/MRC files or PDB IDs; "
+        "repeat the option or separate with commas (default: builtin).",
+    ),
+    per_class: int | None = typer.Option(None, "--per-class", help="Particles per class."),
+    density: float | None = typer.Option(
+        None, "--density", help="Particles per µm³ when --per-class is not given (default: 28000)."
+    ),
+    vesicles: int | None = typer.Option(
+        None, "--vesicles", help="Vesicles (default: 5 per 512 x 512 nm of area)."
+    ),
+    fiducials: int | None = typer.Option(
+        None, "--fiducials", help="Gold fiducials (default: 10 per 512 x 512 nm of area)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: 0)."),
+    b_factor: float | None = typer.Option(
+        None, "--b-factor", help="B-factor (Å²) for atomic models (default: from the file)."
+    ),
+    max_attempts: int | None = typer.Option(
+        None, "--max-attempts", help="Placement tries per object (default: 200)."
+    ),
+    allow_partial: bool = typer.Option(
+        False, "--allow-partial", help="Write what fits instead of failing when space runs out."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML/JSON file of phantom settings; options override it."
+    ),
+    plot: bool = typer.Option(False, "--plot", help="Also write grandmodel.png, classes.png."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache templates on disk."),
+    device: str = DeviceOption,
+    quiet: bool = QuietOption,
+    overwrite: bool = OverwriteOption,
+) -> None:
+    """Build a SHREC-like grand model: particles, vesicles and gold fiducials in a slab.
+
+    Writes grandmodel.mrc (potential, V), class_mask.mrc, occupancy_mask.mrc (instance i =
+    line i of the list), particle_locations.txt/.csv/.star, classes.csv and
+    phantom_config.json into the output folder.
+    """
+    from faket.phantom import check_folder, make_grand_model, parse_config, write_grand_model
+
+    settings = parse_config(
+        _load_settings(config),
+        shape=shape,
+        voxel_size=voxel_size,
+        classes=_class_list(classes),
+        per_class=per_class,
+        number_density=density,
+        vesicles=vesicles,
+        fiducials=fiducials,
+        seed=seed,
+        b_factor=b_factor,
+        max_attempts=max_attempts,
+        allow_partial=allow_partial or None,
+        cache=False if no_cache else None,
+    )
+    check_folder(output, overwrite=overwrite)
+    model = make_grand_model(settings, device=device, show_progress=not quiet)
+    write_grand_model(model, output, overwrite=overwrite)
+    if plot:
+        _plot(model, output)
+    if not quiet:
+        short = f"; could not place {model.unplaced}" if model.unplaced else ""
+        typer.echo(f"wrote {output}: {len(model.particles)} objects{short}", err=True)
+
+
+def _plot(model, folder: Path) -> None:
+    from faket.plots.phantom import plot_class_gallery, plot_grand_model
+
+    plot_grand_model(model.potential, model.class_mask, folder / "grandmodel.png", model.voxel_size)
+    gallery = {name: t.potential for name, t in model.templates.items()}
+    if gallery:
+        plot_class_gallery(gallery, folder / "classes.png", model.voxel_size)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``phantom`` to the ``faket`` command."""
+    app.command("phantom")(phantom_command)

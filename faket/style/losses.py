@@ -1,0 +1,126 @@
+"""Losses of the style transfer, per image so that tilts can be batched exactly.
+
+Every function returns one value per image of the batch. The optimiser minimises the
+sum over the batch; since no layer mixes images, the gradient for each tilt is exactly
+the gradient of that tilt's own loss, so batching tilts never changes a result.
+
+Definitions (those of the FakET paper's code, which differ from Gatys et al.):
+
+- Gram matrix of features ``F`` (C channels, P positions): ``F F^T / P``.
+- Scaled MSE of ``a`` against ``b``: ``sum((a-b)^2) / (sum|a-b| + eps)``, an MSE
+  rescaled so that its gradient's L1 norm is about 1 whatever the layer's scale.
+- Content loss: scaled MSE of the content layers' activations.
+- Style loss: scaled MSE of the Gram matrices of the style layers.
+- Total variation: mean of squared horizontal plus vertical differences (edge-replicated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["gram_matrix", "scaled_mse", "total_loss", "tv_loss"]
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrices of feature maps, divided by the number of positions.
+
+    Parameters
+    ----------
+    features : Tensor, shape (N, C, H, W)
+        Activations (any float dtype, any memory layout).
+
+    Returns
+    -------
+    Tensor, shape (N, C, C), float32
+        ``G[n, i, j] = sum_p F[n, i, p] F[n, j, p] / (H * W)``.
+    """
+    n, c, h, w = features.shape
+    # (N, H*W, C) is a free view of channels-last activations, and float32 keeps the sums
+    # of up to millions of products accurate under mixed precision.
+    with torch.autocast(features.device.type, enabled=False):
+        mat = features.float().permute(0, 2, 3, 1).reshape(n, h * w, c)
+        return mat.transpose(1, 2) @ mat / (h * w)
+
+
+def scaled_mse(input: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-image ``sum((input - target)^2) / (sum|input - target| + eps)``.
+
+    Parameters
+    ----------
+    input, target : Tensor, shape (N, ...)
+        Same shape (``target`` may broadcast).
+    eps : float
+        Keeps the ratio finite when input equals target.
+
+    Returns
+    -------
+    Tensor, shape (N,), float32
+    """
+    diff = (input.float() - target.float()).flatten(1)
+    return diff.pow(2).sum(1) / (diff.abs().sum(1) + eps)
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Per-image L2 total variation, mean over channels and pixels.
+
+    Parameters
+    ----------
+    image : Tensor, shape (N, C, H, W)
+
+    Returns
+    -------
+    Tensor, shape (N,)
+    """
+    padded = F.pad(image, (0, 1, 0, 1), mode="replicate")
+    dx = padded[..., :-1, 1:] - padded[..., :-1, :-1]
+    dy = padded[..., 1:, :-1] - padded[..., :-1, :-1]
+    return (dx.pow(2) + dy.pow(2)).flatten(1).mean(1)
+
+
+def total_loss(
+    features: Mapping[int, torch.Tensor],
+    content_targets: Mapping[int, torch.Tensor],
+    style_targets: Mapping[int, torch.Tensor],
+    content_weights: Sequence[float],
+    style_weights: Sequence[float],
+    *,
+    image: torch.Tensor | None = None,
+    tv_weight: float = 0.0,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Weighted content + style (+ TV) loss of each image.
+
+    Parameters
+    ----------
+    features : mapping layer -> Tensor (N, C, H, W)
+        Activations of the image being optimised.
+    content_targets : mapping layer -> Tensor (N, C, H, W)
+        Content images' activations; the weights in ``content_weights`` follow the
+        mapping's order and already include the overall content weight.
+    style_targets : mapping layer -> Tensor (N, C, C)
+        Style images' Gram matrices; ``style_weights`` as for content.
+    image : Tensor (N, C, H, W), optional
+        The image itself, needed only when ``tv_weight`` is not 0.
+    tv_weight : float
+        Weight of :func:`tv_loss`.
+    eps : float
+        Of :func:`scaled_mse`.
+
+    Returns
+    -------
+    Tensor, shape (N,)
+    """
+    terms = [
+        weight * scaled_mse(features[layer], target, eps)
+        for (layer, target), weight in zip(content_targets.items(), content_weights, strict=True)
+    ]
+    terms += [
+        weight * scaled_mse(gram_matrix(features[layer]), target, eps)
+        for (layer, target), weight in zip(style_targets.items(), style_weights, strict=True)
+    ]
+    if tv_weight and image is not None:
+        terms.append(tv_weight * tv_loss(image))
+    return torch.stack(terms).sum(0)

@@ -1,0 +1,299 @@
+"""Weights for the VGG-19 feature network: ImageNet, a local file, or seeded random.
+
+Three sources, chosen by one string (the CLI's ``--weights``):
+
+``"imagenet"``
+    torchvision's published ImageNet weights (``vgg19-dcbb9e9d.pth``, the paper's
+    setting). Looked up in the torch hub cache (``$TORCH_HOME/hub/checkpoints``) and,
+    when missing, downloaded there; the download is checked against the SHA-256 prefix
+    in the file name and only then renamed into place, so the cache never holds a
+    corrupt or partial file. No network and no cached file is an error that names the
+    two ways out; nothing ever falls back to other weights silently.
+a path
+    A state-dict file (``torch.save``) in torchvision's layout (``features.<i>.weight``,
+    ``features.<i>.bias``); a whole ``vgg19()`` state dict or just its ``features`` part.
+``"random"``
+    Seeded Kaiming-normal weights and zero biases (torchvision's VGG initialisation), the
+    paper's FAKET_RANDOM ablation: no ImageNet knowledge at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from faket.device import select_device
+from faket.errors import FaketError
+from faket.io import atomic_path
+from faket.style.vgg import LAYER_NAMES, VGG19Features, conv_indices
+
+__all__ = [
+    "IMAGENET_HASH_PREFIX",
+    "IMAGENET_URL",
+    "build_feature_net",
+    "fetch_imagenet",
+    "imagenet_cache_path",
+    "load_state_dict_file",
+    "random_state_dict",
+]
+
+#: torchvision's ImageNet VGG-19 weights; the hex after the dash is a SHA-256 prefix.
+IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+IMAGENET_HASH_PREFIX = "dcbb9e9d"
+_DOWNLOAD_TIMEOUT_S = 60
+
+
+def imagenet_cache_path(url: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    """Where the ImageNet weights live: ``<torch hub dir>/checkpoints/<file name>``."""
+    url = url or IMAGENET_URL
+    folder = Path(cache_dir) if cache_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
+    return folder / os.path.basename(urllib.parse.urlparse(url).path)
+
+
+def _fixes() -> str:
+    return (
+        "pass --weights PATH to a torchvision vgg19 state-dict file (vgg19-dcbb9e9d.pth), "
+        "or --weights random for seeded random features (not the paper's setting)"
+    )
+
+
+def _download(url: str, target: Path, hash_prefix: str | None, progress: bool) -> None:
+    if progress:
+        print(f"faket: downloading VGG-19 weights {url} -> {target}", file=sys.stderr)
+    digest = hashlib.sha256()
+    with atomic_path(target) as tmp:
+        request = urllib.request.Request(url, headers={"User-Agent": "faket"})
+        with urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT_S) as source:
+            with open(tmp, "wb") as sink:
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    sink.write(chunk)
+        # Checked before the rename, so a corrupt download never reaches the cache.
+        if hash_prefix and not digest.hexdigest().startswith(hash_prefix):
+            raise FaketError(
+                f"downloaded {url} has SHA-256 {digest.hexdigest()[:16]}..., expected "
+                f"{hash_prefix}...; the download is corrupt or the file changed; retry, or "
+                + _fixes()
+            )
+
+
+def fetch_imagenet(
+    *,
+    url: str | None = None,
+    hash_prefix: str | None = IMAGENET_HASH_PREFIX,
+    cache_dir: str | Path | None = None,
+    download: bool = True,
+    progress: bool = False,
+) -> Path:
+    """Path of the cached ImageNet VGG-19 weights, downloading them if needed.
+
+    Parameters
+    ----------
+    url : str, optional
+        Where to download from (any URL ``urllib`` opens, ``file://`` included);
+        default :data:`IMAGENET_URL`.
+    hash_prefix : str or None
+        Required leading hex digits of the file's SHA-256; None skips the check.
+    cache_dir : path, optional
+        Folder of the cache; default the torch hub ``checkpoints`` folder.
+    download : bool
+        If False, never touch the network: a missing file is an error.
+    progress : bool
+        Say on stderr that a download is happening.
+
+    Returns
+    -------
+    Path
+        The verified weights file.
+
+    Raises
+    ------
+    FaketError
+        If the file is not cached and cannot be downloaded, or fails the hash check.
+    """
+    url = url or IMAGENET_URL
+    target = imagenet_cache_path(url, cache_dir)
+    if target.is_file():
+        # Files only enter the cache after passing the hash check (atomic rename).
+        return target
+    if not download:
+        raise FaketError(f"ImageNet VGG-19 weights are not cached at {target}; " + _fixes())
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _download(url, target, hash_prefix, progress)
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        if isinstance(error, FaketError):
+            raise
+        reason = getattr(error, "reason", None) or error
+        raise FaketError(
+            f"ImageNet VGG-19 weights are not cached at {target} and could not be downloaded "
+            f"from {url} ({reason}); " + _fixes()
+        ) from error
+    return target
+
+
+def random_state_dict(seed: int = 0, last_layer: int = 29) -> dict[str, torch.Tensor]:
+    """Seeded random VGG-19 weights in torchvision's layout (Kaiming normal, zero bias).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the ``torch.Generator``; the same seed gives the same weights everywhere.
+    last_layer : int
+        Deepest layer index that needs weights.
+
+    Returns
+    -------
+    dict
+        ``{"features.<i>.weight": (out, in, 3, 3), "features.<i>.bias": (out,)}``, float32.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    out = {}
+    for index, cin, cout in conv_indices(last_layer):
+        # Kaiming normal with fan_out and the ReLU gain, torchvision's VGG initialisation.
+        std = (2.0 / (cout * 9)) ** 0.5
+        weight = torch.randn((cout, cin, 3, 3), generator=generator) * std
+        out[f"features.{index}.weight"] = weight
+        out[f"features.{index}.bias"] = torch.zeros(cout)
+    return out
+
+
+def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(raw, dict) and "state_dict" in raw and isinstance(raw["state_dict"], dict):
+        raw = raw["state_dict"]
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise FaketError(f"{path} is not a state dict of tensors; save one with torch.save")
+    if not any(str(k).startswith("features.") for k in raw):
+        # A file saved from ``vgg19().features`` has keys "0.weight", ...
+        raw = {f"features.{k}": v for k, v in raw.items()}
+    return raw
+
+
+def load_state_dict_file(path: str | Path, last_layer: int = 29) -> dict[str, torch.Tensor]:
+    """Read a torchvision-layout VGG-19 state dict and check it up to ``last_layer``.
+
+    Parameters
+    ----------
+    path : path
+        A ``torch.save`` file of a state dict (tensors only; loaded with
+        ``weights_only=True``, so no code in the file runs).
+    last_layer : int
+        Deepest layer whose weights are needed; deeper entries are ignored.
+
+    Returns
+    -------
+    dict
+        The ``features.<i>.weight/bias`` entries up to ``last_layer``, float32.
+
+    Raises
+    ------
+    FaketError
+        Unreadable file, missing entries, wrong shapes or non-finite values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FaketError(f"weights file {path} does not exist; " + _fixes())
+    try:
+        try:
+            # Memory-mapped: of torchvision's 548 MB file only the ~80 MB of convolution
+            # weights are then read; the classifier is never touched.
+            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:
+            # Files in the pre-1.6 (non-zip) format cannot be memory-mapped.
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file
+        raise FaketError(f"{path} is not a readable PyTorch state-dict file ({error})") from error
+    raw = _unwrap(raw, path)
+    out = {}
+    for index, cin, cout in conv_indices(last_layer):
+        for part, shape in (("weight", (cout, cin, 3, 3)), ("bias", (cout,))):
+            key = f"features.{index}.{part}"
+            if key not in raw:
+                raise FaketError(
+                    f"{path} lacks {key} ({LAYER_NAMES[index]}); expected torchvision's "
+                    "vgg19 state-dict layout (features.<i>.weight/bias)"
+                )
+            tensor = raw[key]
+            if tuple(tensor.shape) != shape:
+                raise FaketError(
+                    f"{path}: {key} ({LAYER_NAMES[index]}) has shape {tuple(tensor.shape)} but "
+                    f"VGG-19 needs {shape}; is this a vgg19 (not vgg16/vgg19_bn) state dict?"
+                )
+            tensor = tensor.detach().to(torch.float32, copy=True)
+            if not torch.isfinite(tensor).all():
+                raise FaketError(f"{path}: {key} contains NaN or Inf values")
+            out[key] = tensor
+    return out
+
+
+def _digest(state: dict[str, torch.Tensor]) -> str:
+    hasher = hashlib.blake2b(digest_size=8)
+    for key in sorted(state):
+        hasher.update(key.encode())
+        hasher.update(state[key].contiguous().numpy().tobytes())
+    return hasher.hexdigest()
+
+
+def build_feature_net(
+    weights: str | Path = "imagenet",
+    *,
+    last_layer: int = 29,
+    pooling: str = "max",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    download: bool = True,
+    url: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> VGG19Features:
+    """A ready :class:`VGG19Features` with the requested weights on ``device``.
+
+    Parameters
+    ----------
+    weights : {"imagenet", "random"} or path
+        Weight source (see the module docstring).
+    last_layer : int
+        Deepest layer kept (29 = relu5_1, the deepest the paper's losses use).
+    pooling : {"max", "average", "l2"}
+        Pooling type.
+    seed : int
+        Seed of ``"random"`` weights (ignored otherwise).
+    device : str or torch.device
+        Where the network lives (``"auto"`` resolves as :func:`faket.device.select_device`).
+    download, url, cache_dir, progress
+        Passed to :func:`fetch_imagenet` for ``"imagenet"``.
+
+    Returns
+    -------
+    VGG19Features
+        In eval mode, no gradients for parameters; ``weights_id`` says which weights
+        (source and a digest of the tensors) for caches and logs.
+    """
+    spec = str(weights)
+    if spec == "imagenet":
+        path = fetch_imagenet(url=url, cache_dir=cache_dir, download=download, progress=progress)
+        state, label = load_state_dict_file(path, last_layer), "imagenet"
+    elif spec == "random":
+        state, label = random_state_dict(seed, last_layer), f"random(seed={seed})"
+    else:
+        if not Path(spec).exists():
+            raise FaketError(
+                f"--weights {spec!r} is neither 'imagenet', 'random' nor an existing file; "
+                "pass one of those"
+            )
+        state, label = load_state_dict_file(spec, last_layer), f"file({Path(spec).name})"
+    net = VGG19Features(last_layer=last_layer, pooling=pooling)
+    net.load_state_dict(state)
+    net.weights_id = f"{label}:{_digest(state)}"
+    resolved = select_device(device)
+    if resolved.type == "mps":
+        # channels_last convolutions are not reliably faster on MPS.
+        net.channels_last = False
+    return net.to(resolved)
