@@ -41,9 +41,9 @@ def _root(
 
 def _register_commands() -> None:
     # One module per command (or command group); each adds itself to ``app``.
-    from faket.cli import info, noise, phantom, project, reconstruct, style
+    from faket.cli import config, info, noise, phantom, project, reconstruct, run, style
 
-    for module in (info, project, reconstruct, noise, style, phantom):
+    for module in (info, project, reconstruct, noise, style, phantom, config, run):
         module.register(app)
 
 

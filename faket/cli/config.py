@@ -1,0 +1,47 @@
+"""``faket config``: write a commented dataset config, or its JSON schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from faket.cli._common import require_output
+from faket.io import write_text_atomic
+from faket.pipeline.config import DatasetConfig
+from faket.pipeline.presets import PRESETS, commented_yaml, preset
+
+config_app = typer.Typer(
+    help="Dataset configs: commented starting points and the JSON schema.",
+    no_args_is_help=True,
+)
+
+
+@config_app.command("init")
+def init_command(
+    preset_name: str = typer.Option(
+        "demo", "--preset", help=f"Starting point: {', '.join(PRESETS)}."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write to this file instead of standard output."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", "-f", help="Replace an existing file."),
+) -> None:
+    """Print a commented dataset config (YAML) for a preset: demo, small or shrec."""
+    text = commented_yaml(preset(preset_name))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_text_atomic(require_output(output, overwrite), text)
+
+
+@config_app.command("schema")
+def schema_command() -> None:
+    """Print the JSON schema of dataset configs (for editors and validators)."""
+    typer.echo(json.dumps(DatasetConfig.model_json_schema(), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``config`` command group to ``faket``."""
+    app.add_typer(config_app, name="config")

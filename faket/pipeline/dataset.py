@@ -1,0 +1,260 @@
+"""Running a whole dataset: tomogram jobs (serially or on Dask), the noise model, figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from faket.io import read_mrc, write_text_atomic
+from faket.pipeline.config import DatasetConfig
+from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
+from faket.pipeline.steps import (
+    NOISE_MODEL,
+    modality_steps,
+    projections_file,
+    reconstruction_file,
+    specimen_steps,
+    tomogram_folder,
+)
+
+CONFIG_FILE = "dataset_config.yaml"
+RUN_LOG = "run_log.csv"
+FIGURES = ("projections.png", "power_spectra.png", "reconstructions.png", "noise_curves.png")
+
+
+@dataclass
+class RunSummary:
+    """What a run did: every step's record and the wall time (s)."""
+
+    records: list[StepRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> list[StepRecord]:
+        """Steps that were computed in this run (not skipped)."""
+        return [record for record in self.records if record.ran]
+
+
+def _job_device(device: str) -> str:
+    """One GPU per Dask worker: worker ``k`` of a multi-GPU machine gets ``cuda:k mod n``."""
+    import torch
+
+    if device not in ("auto", "cuda") or torch.cuda.device_count() < 2:
+        return device
+    try:
+        from dask.distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return device
+    number = int(name) if str(name).isdigit() else abs(hash(name))
+    return f"cuda:{number % torch.cuda.device_count()}"
+
+
+def _specimen_job(config_data: dict, dataset_dir: str, index: int, progress: bool):
+    config = DatasetConfig.model_validate(config_data)
+    return specimen_steps(config, Path(dataset_dir), index, _job_device(config.device), progress)
+
+
+def _modality_job(config_data: dict, dataset_dir: str, index: int, progress: bool):
+    config = DatasetConfig.model_validate(config_data)
+    return modality_steps(config, Path(dataset_dir), index, _job_device(config.device), progress)
+
+
+def _map_jobs(
+    job: Callable, indices: Sequence[int], arguments: tuple, client, advance: Callable[[], None]
+) -> list[StepRecord]:
+    """Run ``job(*arguments[:2], index, progress)`` for every index; serially or on ``client``."""
+    records: list[StepRecord] = []
+    if client is None:
+        for index in indices:
+            records += job(*arguments, index, True)
+            advance()
+        return records
+    from dask.distributed import as_completed
+
+    futures = [client.submit(job, *arguments, index, False, pure=False) for index in indices]
+    for future in as_completed(futures):
+        records += future.result()
+        advance()
+    return records
+
+
+def run_dataset(
+    config: DatasetConfig,
+    dataset_dir: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Produce (or bring up to date) every file of a dataset.
+
+    Parameters
+    ----------
+    config : DatasetConfig
+    dataset_dir : path
+        Output folder (created); re-running with it skips finished steps.
+    workers : int
+        Tomogram jobs in parallel on a local Dask cluster (1 = no cluster).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:port``), e.g. one
+        started by dask-jobqueue on SLURM/PBS; overrides ``workers``.
+    progress : bool
+        Overall and per-step progress bars on stderr.
+
+    Returns
+    -------
+    RunSummary
+    """
+    start = time.perf_counter()
+    folder = Path(dataset_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json")))
+    arguments = (config.model_dump(mode="json"), str(folder))
+    n_jobs = config.n_tomograms + len(config.training_indices) + 2
+    client, cluster = _start_dask(workers, scheduler)
+    summary = RunSummary()
+    try:
+        with _overall_bar(n_jobs, progress) as advance:
+            indices = list(range(config.n_tomograms))
+            summary.records += _map_jobs(_specimen_job, indices, arguments, client, advance)
+            summary.records.append(noise_model_step(config, folder))
+            advance()
+            summary.records += _map_jobs(
+                _modality_job, config.training_indices, arguments, client, advance
+            )
+            summary.records.append(figures_step(config, folder))
+            advance()
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    summary.seconds = time.perf_counter() - start
+    _append_run_log(folder, summary)
+    return summary
+
+
+def _start_dask(workers: int, scheduler: str | None):
+    if scheduler is None and workers <= 1:
+        return None, None
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return Client(scheduler), None
+    # Processes, one thread each: the heavy work is in torch, which threads on its own.
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    return Client(cluster), cluster
+
+
+class _overall_bar:
+    """Context manager yielding an ``advance()`` callable for one overall progress bar."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.progress = total, enabled, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.progress.start()
+        task = self.progress.add_task("dataset", total=self.total)
+        return lambda: self.progress.advance(task)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def noise_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
+    """Estimate the dataset's noise model from training (benchmark, noiseless) pairs."""
+    from faket.noise import estimate_noise_model, save_noise_model
+
+    sources = config.noise.estimate_from or config.training_indices
+    manifests = [Manifest(tomogram_folder(dataset_dir, i)) for i in sources]
+    digest = settings_hash(
+        "noise_model",
+        [m.digest("projections_benchmark") for m in manifests],
+        [m.digest("projections_noiseless") for m in manifests],
+        config.noise.model_dump(mode="json"),
+    )
+
+    def compute() -> None:
+        style = [read_mrc(m.folder / projections_file("benchmark")).data for m in manifests]
+        clean = [read_mrc(m.folder / projections_file("noiseless")).data for m in manifests]
+        provenance = {"tomograms": [m.folder.name for m in manifests]}
+        model = estimate_noise_model(
+            style, clean, config.tilt.angles(), order=config.noise.order, provenance=provenance
+        )
+        save_noise_model(model, dataset_dir / NOISE_MODEL, overwrite=True)
+
+    return run_step(Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute)
+
+
+def figures_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
+    """Paper-style figures of the first training tomogram, in ``DATASET/figures``."""
+    index = config.training_indices[0]
+    manifest = Manifest(tomogram_folder(dataset_dir, index))
+    dataset_manifest = Manifest(dataset_dir)
+    digests = [manifest.digest(f"reconstruction_{m}") for m in config.modalities]
+    digest = settings_hash("figures", digests, dataset_manifest.digest("noise_model"))
+    outputs = tuple(f"figures/{name}" for name in FIGURES)
+
+    def compute() -> None:
+        write_figures(config, dataset_dir, index)
+
+    return run_step(dataset_manifest, "figures", digest, outputs, compute)
+
+
+def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
+    """Projections at 0° and 40°, power spectra, reconstruction slices and noise curves."""
+    from faket.noise import load_noise_model
+    from faket.plots.modalities import (
+        plot_power_spectra,
+        plot_projections,
+        plot_reconstruction_slices,
+    )
+    from faket.plots.noise_curves import plot_noise_curves
+
+    folder = tomogram_folder(dataset_dir, index)
+    figures = Path(dataset_dir) / "figures"
+    figures.mkdir(exist_ok=True)
+    angles = config.tilt.angles()
+    stacks = {m: read_mrc(folder / projections_file(m)) for m in config.modalities}
+    pixel = next(iter(stacks.values())).voxel_size
+    arrays = {m: s.data for m, s in stacks.items()}
+    plot_projections(arrays, angles, figures / FIGURES[0], pixel)
+    plot_power_spectra(arrays, angles, figures / FIGURES[1], pixel)
+    volumes = {m: read_mrc(folder / reconstruction_file(m)) for m in config.modalities}
+    voxel = next(iter(volumes.values())).voxel_size
+    plot_reconstruction_slices({m: v.data for m, v in volumes.items()}, figures / FIGURES[2], voxel)
+    plot_noise_curves(load_noise_model(Path(dataset_dir) / NOISE_MODEL), figures / FIGURES[3])
+
+
+def _append_run_log(folder: Path, summary: RunSummary) -> None:
+    """Append this run's step timings to ``run_log.csv`` (rewritten atomically)."""
+    log = folder / RUN_LOG
+    previous = log.read_text() if log.exists() else ""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if not previous:
+        writer.writerow(["run_started", "step", "folder", "ran", "seconds"])
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - summary.seconds))
+    for record in summary.records:
+        row = asdict(record)
+        name = Path(row["folder"]).name
+        writer.writerow([stamp, row["name"], name, row["ran"], f"{row['seconds']:.3f}"])
+    write_text_atomic(log, previous + buffer.getvalue())

@@ -1,0 +1,200 @@
+"""The dataset pipeline end to end: files, resumability, Dask, config errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from faket.cli.main import main
+from faket.errors import FaketError
+from faket.io import read_mrc
+from faket.pipeline import commented_yaml, parse_dataset_config, preset, run_dataset
+from faket.pipeline.config import MODALITIES
+
+TINY = {
+    "name": "tiny",
+    "n_tomograms": 3,
+    "device": "cpu",
+    "tilt": {"start": -60.0, "stop": 60.0, "step": 10.0},
+    "phantom": {
+        "shape": (24, 48, 48),
+        "classes": ["globule_4nm", "dimer_9nm", "ring5_11nm"],
+        "per_class": 2,
+        "vesicles": 0,
+        "fiducials": 1,
+    },
+    "nst": {"weights": "random"},
+    "reconstruction": {"filter": "ramp"},
+}
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every data file under ``folder`` (not logs, manifests or figures)."""
+    skip = {"manifest.json", "run_log.csv", "dataset_config.yaml"}
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name not in skip and path.suffix != ".png"
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dataset")
+    summary = run_dataset(parse_dataset_config(TINY), folder, progress=False)
+    return folder, summary
+
+
+def test_every_file_of_the_layout_is_produced(tiny_dataset):
+    folder, summary = tiny_dataset
+    assert (folder / "noise_model.json").exists() and (folder / "dataset_config.yaml").exists()
+    for name in ("projections.png", "power_spectra.png", "reconstructions.png", "noise_curves.png"):
+        assert (folder / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    for index in range(3):
+        tomogram = folder / f"tomo_{index:03d}"
+        expected = MODALITIES if index < 2 else ("noiseless", "benchmark")
+        for modality in expected:
+            tilt_series = read_mrc(tomogram / f"projections_{modality}.mrc")
+            assert tilt_series.data.shape == (13, 48, 48)
+            assert tilt_series.voxel_size == pytest.approx(10.0)
+            assert np.isfinite(tilt_series.data).all() and tilt_series.data.std() > 0
+            assert read_mrc(tomogram / f"reconstruction_{modality}.mrc").data.shape == (24, 48, 48)
+        for ground_truth in ("grandmodel.mrc", "occupancy_mask.mrc", "particle_locations.txt"):
+            assert (tomogram / ground_truth).exists()
+        np.testing.assert_allclose(
+            np.loadtxt(tomogram / "tilt_angles.tlt"), np.arange(-60.0, 61.0, 10.0)
+        )
+    assert not (folder / "tomo_002" / "projections_faket.mrc").exists()  # test: BENCHMARK only
+    assert all(record.ran for record in summary.records)
+
+
+def test_tomograms_differ_and_style_comes_from_another_tomogram(tiny_dataset):
+    folder, _ = tiny_dataset
+    first = read_mrc(folder / "tomo_000" / "grandmodel.mrc").data
+    second = read_mrc(folder / "tomo_001" / "grandmodel.mrc").data
+    assert not np.array_equal(first, second)
+    faket = read_mrc(folder / "tomo_000" / "projections_faket.mrc").data
+    style = read_mrc(folder / "tomo_001" / "projections_benchmark.mrc").data
+    # FAKET's per-tilt statistics are matched to the style tomogram's benchmark.
+    np.testing.assert_allclose(faket.mean(axis=(1, 2)), style.mean(axis=(1, 2)), rtol=1e-3)
+    np.testing.assert_allclose(faket.std(axis=(1, 2)), style.std(axis=(1, 2)), rtol=1e-3)
+
+
+def test_rerun_does_no_work_and_a_change_redoes_only_what_depends_on_it(tmp_path):
+    folder = tmp_path / "data"
+    config = parse_dataset_config({**TINY, "modalities": ["noiseless", "benchmark", "noisy"]})
+    run_dataset(config, folder, progress=False)
+    before = _digests(folder)
+    again = run_dataset(config, folder, progress=False)
+    assert again.ran == []
+    changed = config.model_copy(
+        update={"reconstruction": config.reconstruction.model_copy(update={"filter": "hann"})}
+    )
+    third = run_dataset(changed, folder, progress=False)
+    assert {record.name for record in third.ran} == {
+        "reconstruction_noiseless",
+        "reconstruction_benchmark",
+        "reconstruction_noisy",
+        "figures",
+    }
+    after = _digests(folder)
+    assert {k for k in before if before[k] != after[k]} == {
+        f"tomo_{i:03d}/reconstruction_{m}.mrc"
+        for i in range(3)
+        for m in ("noiseless", "benchmark", "noisy")
+        if not (i == 2 and m == "noisy")
+    }
+    log = (folder / "run_log.csv").read_text().splitlines()
+    assert log[0] == "run_started,step,folder,ran,seconds" and len(log) > 30
+
+
+def test_local_dask_cluster_gives_identical_files(tiny_dataset, tmp_path):
+    pytest.importorskip("dask.distributed")
+    folder, _ = tiny_dataset
+    parallel = tmp_path / "parallel"
+    run_dataset(parse_dataset_config(TINY), parallel, workers=2, progress=False)
+    assert _digests(parallel) == _digests(folder)
+
+
+def test_killed_run_resumes_to_the_same_files(tiny_dataset, tmp_path):
+    folder, _ = tiny_dataset
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(parse_dataset_config(TINY).model_dump(mode="json")))
+    target = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "faket.cli.main",
+        "run",
+        str(config_file),
+        "-o",
+        str(target),
+        "-q",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    # Kill as soon as some, but not all, steps are recorded.
+    while time.time() < deadline and not (target / "tomo_001" / "manifest.json").exists():
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (target / "figures").exists()
+    status = subprocess.run(command, capture_output=True, text=True)
+    assert status.returncode == 0, status.stderr
+    assert _digests(target) == _digests(folder)
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"unknown_key": 1}, "unknown_key"),
+        ({"n_tomograms": "many"}, "n_tomograms"),
+        ({"test_tomogram": 7}, "test_tomogram"),
+        ({"style": {"offset": 2}}, "style.offset"),
+        ({"phantom": {"voxel_size": -1}}, "phantom.voxel_size"),
+        ({"microscope": {"optics": {"voltage_kv": "high"}}}, "microscope.optics.voltage_kv"),
+        ({"noise": {"estimate_from": [2]}}, "estimate_from"),
+    ],
+)
+def test_invalid_config_is_one_line_naming_the_key(tmp_path, capsys, change, key):
+    with pytest.raises(FaketError, match=key.replace(".", r"\.")):
+        parse_dataset_config({**TINY, **change})
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text(yaml.safe_dump({**TINY, **change}))
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(config_file), "-o", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key.split(".")[0] in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_presets_round_trip_through_commented_yaml():
+    for name in ("demo", "small", "shrec"):
+        config = preset(name)
+        text = commented_yaml(config)
+        assert text.count("\n# ") > 10  # described settings
+        assert parse_dataset_config(yaml.safe_load(text)) == config
+
+
+def test_config_cli_writes_yaml_and_schema(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["config", "init", "--preset", "small", "-o", str(tmp_path / "small.yaml")])
+    assert exited.value.code == 0
+    assert parse_dataset_config(yaml.safe_load((tmp_path / "small.yaml").read_text())) == preset(
+        "small"
+    )
+    with pytest.raises(SystemExit):
+        main(["config", "schema"])
+    schema = json.loads(capsys.readouterr().out)
+    assert "microscope" in schema["properties"] and "phantom" in schema["properties"]
