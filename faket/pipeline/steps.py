@@ -165,10 +165,7 @@ def _benchmark_step(config, manifest: Manifest, index: int, angles, device: str,
 def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str, seed: int):
     from faket.noise import apply_noise
 
-    scale = config.noise.content_sigma_scale
-    digest = settings_hash(
-        mode, manifest.digest("projections_noiseless"), model_digest, seed, scale
-    )
+    digest = settings_hash(mode, manifest.digest("projections_noiseless"), model_digest, seed)
     output = projections_file(mode)
 
     def compute() -> None:
