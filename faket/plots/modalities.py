@@ -65,8 +65,9 @@ def plot_projections(
     figure, axes = plt.subplots(
         len(show_angles),
         len(names),
-        figsize=(2.6 * len(names), 2.6 * len(show_angles)),
+        figsize=(3.2 * len(names), 2.9 * len(show_angles)),
         squeeze=False,
+        layout="constrained",
     )
     for row, angle in enumerate(show_angles):
         tilt = _nearest_tilt(angles_deg, angle)
@@ -80,7 +81,7 @@ def plot_projections(
             axis.set_xlabel("x (nm)", fontsize=8)
             axis.set_ylabel("y (nm)", fontsize=8)
             axis.tick_params(labelsize=7)
-            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+            figure.colorbar(shown, ax=axis, shrink=0.8).ax.tick_params(labelsize=6)
     figure.suptitle("Projections by modality")
     return save_figure(figure, path)
 
@@ -94,7 +95,7 @@ def plot_power_spectra(
 ) -> Path:
     """Rotationally averaged power spectra of each modality's projection (paper fig. 13)."""
     tilt = _nearest_tilt(angles_deg, angle)
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = plt.subplots(figsize=(6, 4), layout="constrained")
     for name, stack in tilt_series.items():
         frequency, power = radial_power_spectrum(stack[tilt])
         normalised = power / max(power[1:].max(), np.finfo(float).tiny)
@@ -111,7 +112,9 @@ def plot_reconstruction_slices(
 ) -> Path:
     """The central XY slice of each reconstruction side by side."""
     names = list(volumes)
-    figure, axes = plt.subplots(1, len(names), figsize=(2.8 * len(names), 3), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False, layout="constrained"
+    )
     for axis, name in zip(axes[0], names, strict=True):
         volume = volumes[name]
         image = volume[volume.shape[0] // 2]
@@ -127,7 +130,7 @@ def plot_reconstruction_slices(
         axis.set_xlabel("x (nm)", fontsize=8)
         axis.set_ylabel("y (nm)", fontsize=8)
         axis.tick_params(labelsize=7)
-        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+        figure.colorbar(shown, ax=axis, shrink=0.8).ax.tick_params(labelsize=6)
     figure.suptitle("Central XY slice of each reconstruction")
     return save_figure(figure, path)
 
