@@ -1,11 +1,7 @@
-"""The style-transfer optimisation: exactness to the paper's code and its properties."""
+"""Properties of the style-transfer optimisation (exactness: test_style_golden.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-import mrcfile
 import numpy as np
 import pytest
 import torch
@@ -14,8 +10,17 @@ from faket.errors import FaketError
 from faket.style import TransferSettings, build_feature_net, prepare_style, style_transfer
 from faket.style.losses import gram_matrix, total_loss
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "nst"
 STYLE_LAYERS = [1, 6, 11, 20, 29]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Tiny test images gain nothing from two threads, and OpenMP threads that wait on a
+    # busy shared machine make each small op ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -36,34 +41,6 @@ def stacks():
 
 def _unit(stack: np.ndarray) -> np.ndarray:
     return ((stack - stack.min()) / (stack.max() - stack.min())).astype(np.float32)
-
-
-def _load_golden(name: str) -> np.ndarray:
-    with mrcfile.open(GOLDEN / name, permissive=True) as handle:
-        return np.array(handle.data, dtype=np.float32)
-
-
-@pytest.mark.skipif(not GOLDEN.is_dir(), reason="../shared/golden/nst not available")
-@pytest.mark.parametrize("iterations", [1, 3])
-def test_reproduces_the_paper_code_golden_outputs(tmp_path: Path, iterations: int) -> None:
-    # Regenerate the README's stand-in weights with its own script, then run the defaults.
-    spec = importlib.util.spec_from_file_location("make_weights", GOLDEN / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    torch.save(module.make_state_dict(0), tmp_path / "vgg19_seed0.pth")
-    content, style, init = (_load_golden(f"{n}.mrc") for n in ("content", "style", "init"))
-    expected = _load_golden(f"out_iter{iterations}.mrc")
-    out = style_transfer(
-        content,
-        style,
-        init,
-        weights=tmp_path / "vgg19_seed0.pth",
-        iterations=iterations,
-        device="cpu",
-    )
-    error = np.abs(out - expected).max()
-    # README: well below 1e-3 of the output's std (measured here: ~1e-5 absolute, std 4.3).
-    assert error < 1e-4 * expected.std(), error
 
 
 def test_one_adam_step_is_a_signed_step_then_ema(net, stacks) -> None:

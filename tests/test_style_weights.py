@@ -26,6 +26,16 @@ CONVS = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 POOLS = [4, 9, 18, 27, 36]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Tiny test images gain nothing from two threads, and OpenMP threads that wait on a
+    # busy shared machine make each small op ~10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _torchvision_like_state(seed: int = 3) -> dict[str, torch.Tensor]:
     """A whole vgg19 state dict (all 16 convs plus classifier), as torchvision saves it."""
     return dict(_make_state(seed))  # a new dict per test: tests replace entries

@@ -25,12 +25,13 @@ ImageNet statistics.
 
 Exactness: with the defaults on a CPU the arithmetic is the paper's code's, operation
 for operation (NCHW layout, one tilt per step, normalise-then-convolve, float32
-min-max scaling), and the outputs match its float32 results to ~1e-5 (tested against
-golden outputs). That matters more than it seems: one step moves each pixel by a full
-+-0.0754 whatever the size of its gradient, so round-off flips the update of the few
-pixels whose gradient is ~0, and further iterations spread such flips over the image.
-Batching tilts, channels-last layout or other hardware change only round-off, and the
-1-iteration output only at such pixels (~0.003-0.05% of them).
+min-max scaling), and on the same machine and thread count the outputs match its
+float32 results to ~1e-5 (tested against golden outputs). That matters more than it
+seems: one step moves each pixel by a full +-0.0754 whatever the size of its gradient,
+so round-off flips the update of the few pixels whose gradient is ~0, and further
+iterations spread such flips over the image. Batching tilts, channels-last layout,
+thread count or other hardware change only round-off, and the 1-iteration output only
+at such pixels (~0.003-0.05% of them).
 
 Precision: ``fp32`` (default; TF32 switched off on NVIDIA GPUs), ``tf32`` (NVIDIA only),
 ``bf16`` or ``fp16`` (autocast for VGG layers from ``reduced_from`` = conv3_1 on; the
