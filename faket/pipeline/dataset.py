@@ -58,12 +58,23 @@ def _job_device(device: str) -> str:
     return f"cuda:{number % torch.cuda.device_count()}"
 
 
-def _specimen_job(config_data: dict, dataset_dir: str, index: int, progress: bool):
+def _limit_threads(threads: int | None) -> None:
+    # Workers sharing a machine must share its cores: oversubscribed OpenMP threads make
+    # small tensor operations orders of magnitude slower.
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _specimen_job(config_data: dict, dataset_dir: str, threads, index: int, progress: bool):
+    _limit_threads(threads)
     config = DatasetConfig.model_validate(config_data)
     return specimen_steps(config, Path(dataset_dir), index, _job_device(config.device), progress)
 
 
-def _modality_job(config_data: dict, dataset_dir: str, index: int, progress: bool):
+def _modality_job(config_data: dict, dataset_dir: str, threads, index: int, progress: bool):
+    _limit_threads(threads)
     config = DatasetConfig.model_validate(config_data)
     return modality_steps(config, Path(dataset_dir), index, _job_device(config.device), progress)
 
@@ -71,7 +82,7 @@ def _modality_job(config_data: dict, dataset_dir: str, index: int, progress: boo
 def _map_jobs(
     job: Callable, indices: Sequence[int], arguments: tuple, client, advance: Callable[[], None]
 ) -> list[StepRecord]:
-    """Run ``job(*arguments[:2], index, progress)`` for every index; serially or on ``client``."""
+    """Run ``job(*arguments, index, progress)`` for every index; serially or on ``client``."""
     records: list[StepRecord] = []
     if client is None:
         for index in indices:
@@ -118,7 +129,11 @@ def run_dataset(
     folder = Path(dataset_dir)
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json")))
-    arguments = (config.model_dump(mode="json"), str(folder))
+    # Local workers split this machine's cores; remote workers keep their own defaults.
+    threads = (
+        max(1, (os.cpu_count() or 1) // workers) if scheduler is None and workers > 1 else None
+    )
+    arguments = (config.model_dump(mode="json"), str(folder), threads)
     n_jobs = config.n_tomograms + len(config.training_indices) + 2
     client, cluster = _start_dask(workers, scheduler)
     summary = RunSummary()
