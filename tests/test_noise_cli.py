@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
+from faket.cli._common import expand_many
 from faket.cli.main import main
-from faket.cli.noise import expand_many
 from faket.io import read_mrc, read_tlt, write_mrc, write_tlt
 from faket.noise import NoiseModel, load_noise_model
 

@@ -95,6 +95,26 @@ def test_chunking_does_not_change_the_result():
     np.testing.assert_allclose(whole, chunked, rtol=1e-6, atol=1e-6)
 
 
+def test_post_binning_per_chunk_equals_binning_the_whole_volume():
+    # Odd sizes everywhere: trailing voxels must be dropped exactly as bin_array does.
+    rng = np.random.default_rng(2)
+    tilt_series = rng.random((5, 11, 13)).astype(np.float32)
+    angles = [-30.0, -10.0, 0.0, 15.0, 40.0]
+    full = reconstruct(tilt_series, angles, thickness=9, z_valid=(1, 8), device="cpu")
+    expected = full[:6, :9, :12].reshape(2, 3, 3, 3, 4, 3).mean(axis=(1, 3, 5))
+    chunked = reconstruct(
+        tilt_series,
+        angles,
+        thickness=9,
+        z_valid=(1, 8),
+        post_binning=3,
+        device="cpu",
+        memory_budget_bytes=3000,
+    )
+    assert chunked.shape == (2, 3, 4)
+    np.testing.assert_allclose(chunked, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from faket.errors import FaketError
 from faket.io.atomic import check_target
@@ -32,3 +34,34 @@ def require_output(path: Path, overwrite: bool) -> Path:
     if path.exists() and not path.is_dir() and not overwrite:
         raise FaketError(f"{path} already exists; pass --overwrite to replace it")
     return check_target(path, overwrite=overwrite)
+
+
+def expand_many(args: list[str], options: tuple[str, ...]) -> list[str]:
+    """Rewrite ``--opt A B`` as ``--opt A --opt B`` for the options in ``options``."""
+    out: list[str] = []
+    current, taken = None, 0
+    for token in args:
+        if token in options:
+            current, taken = token, 0
+        elif token.startswith("-"):
+            current = None
+        elif current is not None:
+            if taken:
+                out.append(current)
+            taken += 1
+        out.append(token)
+    return out
+
+
+def many_values_command(*options: str) -> type[TyperCommand]:
+    """A command class whose ``options`` each take several values after one flag.
+
+    Click options take one value per flag; users expect ``--style A.mrc B.mrc``.
+    A positional argument must then come before these options.
+    """
+
+    class ManyValuesCommand(TyperCommand):
+        def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            return super().parse_args(ctx, expand_many(list(args), options))
+
+    return ManyValuesCommand

@@ -41,9 +41,31 @@ def _root(
 
 def _register_commands() -> None:
     # One module per command (or command group); each adds itself to ``app``.
-    from faket.cli import config, info, noise, phantom, project, reconstruct, run, style
+    from faket.cli import (
+        config,
+        evaluate,
+        info,
+        microscope,
+        noise,
+        phantom,
+        project,
+        reconstruct,
+        run,
+        style,
+    )
 
-    for module in (info, project, reconstruct, noise, style, phantom, config, run):
+    for module in (
+        info,
+        project,
+        reconstruct,
+        noise,
+        style,
+        phantom,
+        microscope,
+        config,
+        run,
+        evaluate,
+    ):
         module.register(app)
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-import click
 import numpy as np
 import typer
-from typer.core import TyperCommand
 
 from faket.cli._angles import tlt_beside
-from faket.cli._common import OverwriteOption, QuietOption, require_input, require_output
+from faket.cli._common import (
+    OverwriteOption,
+    QuietOption,
+    many_values_command,
+    require_input,
+    require_output,
+)
 from faket.errors import FaketError
 from faket.io import read_mrc, read_tlt, tilt_range, write_tlt
 
@@ -27,30 +31,6 @@ class Mode(str, Enum):
     baseline = "baseline"
     noisy = "noisy"
     content = "content"
-
-
-def expand_many(args: list[str], options: tuple[str, ...]) -> list[str]:
-    """Rewrite ``--opt A B`` as ``--opt A --opt B`` for the options in ``options``."""
-    out: list[str] = []
-    current, taken = None, 0
-    for token in args:
-        if token in options:
-            current, taken = token, 0
-        elif token.startswith("-"):
-            current = None
-        elif current is not None:
-            if taken:
-                out.append(current)
-            taken += 1
-        out.append(token)
-    return out
-
-
-class _ManyValuesCommand(TyperCommand):
-    """Lets ``--style`` and ``--clean`` take several files after one flag."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, expand_many(list(args), ("--style", "--clean")))
 
 
 def _parse_box(text: str) -> tuple[int, int, int, int]:
@@ -100,7 +80,7 @@ def _estimation_mask(mask: Path | None, boxes: list[str], style: Path) -> np.nda
     return None
 
 
-@noise_app.command("estimate", cls=_ManyValuesCommand)
+@noise_app.command("estimate", cls=many_values_command("--style", "--clean"))
 def estimate_command(
     style: list[Path] = typer.Option(
         ..., "--style", help="Style tilt series (MRC), one per training tomogram: --style A B."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -58,25 +59,36 @@ def _job_device(device: str) -> str:
     return f"cuda:{number % torch.cuda.device_count()}"
 
 
-def _limit_threads(threads: int | None) -> None:
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
     # Workers sharing a machine must share its cores: oversubscribed OpenMP threads make
-    # small tensor operations orders of magnitude slower.
-    if threads is not None:
-        import torch
+    # small tensor operations orders of magnitude slower. Restored afterwards, because a
+    # threaded worker (or the serial path) runs in the caller's own process.
+    import torch
 
+    before = torch.get_num_threads()
+    if threads is not None:
         torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _specimen_job(config_data: dict, dataset_dir: str, threads, index: int, progress: bool):
-    _limit_threads(threads)
     config = DatasetConfig.model_validate(config_data)
-    return specimen_steps(config, Path(dataset_dir), index, _job_device(config.device), progress)
+    with _torch_threads(threads):
+        return specimen_steps(
+            config, Path(dataset_dir), index, _job_device(config.device), progress
+        )
 
 
 def _modality_job(config_data: dict, dataset_dir: str, threads, index: int, progress: bool):
-    _limit_threads(threads)
     config = DatasetConfig.model_validate(config_data)
-    return modality_steps(config, Path(dataset_dir), index, _job_device(config.device), progress)
+    with _torch_threads(threads):
+        return modality_steps(
+            config, Path(dataset_dir), index, _job_device(config.device), progress
+        )
 
 
 def _map_jobs(

@@ -39,7 +39,12 @@ def bin_array(data: np.ndarray | torch.Tensor, factor: int, axes: tuple[int, ...
                 f"cannot bin an axis of {data.shape[axis]} samples by {factor}; bin less"
             )
     is_numpy = isinstance(data, np.ndarray)
-    tensor = torch.from_numpy(np.array(data)) if is_numpy else data
+    if is_numpy:
+        # No copy of a large volume unless it is read-only (e.g. memory-mapped).
+        array = np.ascontiguousarray(data)
+        tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
+    else:
+        tensor = data
     index = tuple(
         slice(0, (n // factor) * factor) if i in axes else slice(None)
         for i, n in enumerate(tensor.shape)

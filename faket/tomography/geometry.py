@@ -65,74 +65,90 @@ def angular_weights(angles_deg: np.ndarray) -> np.ndarray:
 
 
 def _interpolation_pair(
-    position: torch.Tensor, size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    position: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices ``i0, i0 + 1`` and linear weights for fractional ``position`` on ``[0, size)``.
 
     Samples outside the grid contribute zero. The lower index is clamped to
     ``[0, size - 2]`` (the weights moved with it) so every row of the sparse
     matrix has the same number of entries with distinct, increasing columns.
     """
-    lower = torch.floor(position)
+    lower = np.floor(position)
     frac = position - lower
-    lower = lower.long()
-    w_lower = torch.where((lower >= 0) & (lower < size), 1.0 - frac, 0.0)
-    w_upper = torch.where((lower + 1 >= 0) & (lower + 1 < size), frac, 0.0)
-    clamped = lower.clamp(0, max(size - 2, 0))
+    lower = lower.astype(np.int64)
+    w_lower = np.where((lower >= 0) & (lower < size), 1.0 - frac, 0.0)
+    w_upper = np.where((lower + 1 >= 0) & (lower + 1 < size), frac, 0.0)
+    clamped = np.clip(lower, 0, max(size - 2, 0))
     # When clamping moved the pair, the surviving weight must move with it.
     shifted_down = lower < clamped  # lower == -1: only index 0 (= lower + 1) survives
     shifted_up = lower > clamped  # lower == size - 1: only index size - 1 (= lower) survives
-    new_lower = torch.where(shifted_down, w_upper, torch.where(shifted_up, 0.0, w_lower))
-    new_upper = torch.where(shifted_down, 0.0, torch.where(shifted_up, w_lower, w_upper))
+    new_lower = np.where(shifted_down, w_upper, np.where(shifted_up, 0.0, w_lower))
+    new_upper = np.where(shifted_down, 0.0, np.where(shifted_up, w_lower, w_upper))
     return clamped, new_lower, new_upper
 
 
 def _csr(
-    crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]
+    crow: np.ndarray, col: np.ndarray, val: np.ndarray, shape: tuple[int, int], device: str
 ) -> torch.Tensor:
-    index_dtype = torch.int32 if col.numel() < 2**31 - 1 else torch.int64
     with warnings.catch_warnings():
         # Torch flags its (well-tested) CSR support as "beta"; nothing for a user to act on.
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(
-            crow.to(index_dtype), col.to(index_dtype), val, size=shape, check_invariants=False
+            torch.from_numpy(crow).to(device),
+            torch.from_numpy(col).to(device),
+            torch.from_numpy(val).to(device),
+            size=shape,
+            check_invariants=False,
         )
+
+
+def _index_dtype(n_entries: int) -> type:
+    # 32-bit indices halve the matrix's memory and are what the sparse kernels prefer.
+    return np.int32 if n_entries < 2**31 - 1 else np.int64
+
+
+def _ray_samples(
+    theta: float, z: np.ndarray, x: np.ndarray, u: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and weights of every ray of one tilt, shape ``(n_det, 2 * samples)``."""
+    n_z, n_x = z.size, x.size
+    cos, sin = math.cos(theta), math.sin(theta)
+    if abs(cos) >= abs(sin):
+        # Mostly along Z: step one row of Z at a time, interpolate along X.
+        ix, w0, w1 = _interpolation_pair((u[:, None] + z[None, :] * sin) / cos + n_x // 2, n_x)
+        base = (np.arange(n_z) * n_x)[None, :]
+        col = np.stack((base + ix, base + ix + 1), axis=-1).reshape(u.size, -1)
+        val = np.stack((w0, w1), axis=-1).reshape(u.size, -1) / abs(cos)
+        return col, val
+    # Mostly along X: step one column at a time, interpolate along Z.
+    iz, w0, w1 = _interpolation_pair((x[None, :] * cos - u[:, None]) / sin + n_z // 2, n_z)
+    ix = np.arange(n_x)[None, :]
+    col = np.stack((iz * n_x + ix, (iz + 1) * n_x + ix), axis=-1).reshape(u.size, -1)
+    val = np.stack((w0, w1), axis=-1).reshape(u.size, -1) / abs(sin)
+    order = np.argsort(col, axis=1, kind="stable")  # CSR rows want increasing columns
+    return np.take_along_axis(col, order, 1), np.take_along_axis(val, order, 1)
 
 
 @functools.lru_cache(maxsize=2)
 def _projection_matrix_cached(
     n_z: int, n_x: int, angle_key: tuple[float, ...], n_det: int, device: str
 ) -> torch.Tensor:
-    dev = torch.device(device)
-    z = torch.arange(n_z, device=dev, dtype=torch.float64) - n_z // 2
-    x = torch.arange(n_x, device=dev, dtype=torch.float64) - n_x // 2
-    u = torch.arange(n_det, device=dev, dtype=torch.float64) - n_det // 2
-    cols, vals, row_lengths = [], [], []
-    for theta in np.deg2rad(angle_key):
-        cos, sin = math.cos(theta), math.sin(theta)
-        if abs(cos) >= abs(sin):
-            # Mostly along Z: step one row of Z at a time, interpolate along X.
-            x_pos = (u[:, None] + z[None, :] * sin) / cos + n_x // 2
-            ix, w0, w1 = _interpolation_pair(x_pos, n_x)
-            base = (torch.arange(n_z, device=dev) * n_x)[None, :]
-            col = torch.stack((base + ix, base + ix + 1), dim=-1).reshape(n_det, -1)
-            val = torch.stack((w0, w1), dim=-1).reshape(n_det, -1) / abs(cos)
-        else:
-            # Mostly along X: step one column at a time, interpolate along Z.
-            z_pos = (x[None, :] * cos - u[:, None]) / sin + n_z // 2
-            iz, w0, w1 = _interpolation_pair(z_pos, n_z)
-            ix = torch.arange(n_x, device=dev)[None, :]
-            col = torch.stack((iz * n_x + ix, (iz + 1) * n_x + ix), dim=-1).reshape(n_det, -1)
-            val = torch.stack((w0, w1), dim=-1).reshape(n_det, -1) / abs(sin)
-            col, order = torch.sort(col, dim=1)  # CSR rows want increasing columns
-            val = torch.gather(val, 1, order)
-        cols.append(col.reshape(-1))
-        vals.append(val.reshape(-1).float())
-        row_lengths.append(torch.full((n_det,), col.shape[1], device=dev, dtype=torch.int64))
-    crow = torch.cat(
-        [torch.zeros(1, device=dev, dtype=torch.int64), torch.cumsum(torch.cat(row_lengths), 0)]
-    )
-    return _csr(crow, torch.cat(cols), torch.cat(vals), (len(angle_key) * n_det, n_z * n_x))
+    z = np.arange(n_z, dtype=np.float64) - n_z // 2
+    x = np.arange(n_x, dtype=np.float64) - n_x // 2
+    u = np.arange(n_det, dtype=np.float64) - n_det // 2
+    thetas = np.deg2rad(angle_key)
+    per_row = [2 * (n_z if abs(math.cos(t)) >= abs(math.sin(t)) else n_x) for t in thetas]
+    crow = np.zeros(len(thetas) * n_det + 1, dtype=np.int64)
+    crow[1:] = np.cumsum(np.repeat(per_row, n_det))
+    index_dtype = _index_dtype(max(int(crow[-1]), n_z * n_x))
+    # Filled one tilt at a time: only the final matrix and one tilt's temporaries in memory.
+    col = np.empty(int(crow[-1]), dtype=index_dtype)
+    val = np.empty(int(crow[-1]), dtype=np.float32)
+    for t, theta in enumerate(thetas):
+        begin, end = crow[t * n_det], crow[(t + 1) * n_det]
+        col[begin:end], val[begin:end] = (a.ravel() for a in _ray_samples(theta, z, x, u))
+    shape = (len(thetas) * n_det, n_z * n_x)
+    return _csr(crow.astype(index_dtype), col, val, shape, device)
 
 
 def projection_matrix(
@@ -170,19 +186,28 @@ def projection_matrix(
 def _backprojection_matrix_cached(
     n_z: int, n_x: int, angle_key: tuple[float, ...], n_det: int, device: str
 ) -> torch.Tensor:
-    dev = torch.device(device)
-    z = torch.arange(n_z, device=dev, dtype=torch.float64) - n_z // 2
-    x = torch.arange(n_x, device=dev, dtype=torch.float64) - n_x // 2
-    theta = torch.as_tensor(np.deg2rad(angle_key), device=dev)
-    weights = torch.as_tensor(angular_weights(np.asarray(angle_key)), device=dev)
-    # Detector position of every voxel centre at every tilt: (n_z, n_x, n_tilts).
-    u = x[None, :, None] * torch.cos(theta) - z[:, None, None] * torch.sin(theta)
-    j, w0, w1 = _interpolation_pair(u + n_det // 2, n_det)
-    offset = torch.arange(len(angle_key), device=dev) * n_det
-    col = torch.stack((offset + j, offset + j + 1), dim=-1).reshape(n_z * n_x, -1)
-    val = (torch.stack((w0, w1), dim=-1) * weights[:, None]).reshape(n_z * n_x, -1)
-    crow = torch.arange(n_z * n_x + 1, device=dev, dtype=torch.int64) * col.shape[1]
-    return _csr(crow, col.reshape(-1), val.reshape(-1).float(), (n_z * n_x, len(angle_key) * n_det))
+    n_tilts = len(angle_key)
+    x = np.arange(n_x, dtype=np.float64) - n_x // 2
+    theta = np.deg2rad(np.asarray(angle_key, dtype=np.float64))
+    weights = angular_weights(np.asarray(angle_key))
+    offset = np.arange(n_tilts) * n_det
+    per_row = 2 * n_tilts
+    index_dtype = _index_dtype(max(n_z * n_x * per_row, n_tilts * n_det))
+    col = np.empty((n_z, n_x * per_row), dtype=index_dtype)
+    val = np.empty((n_z, n_x * per_row), dtype=np.float32)
+    # Blocks of Z rows keep the float64 temporaries near 64 MB whatever the volume.
+    rows = max(1, 2**23 // (n_x * n_tilts))
+    for start in range(0, n_z, rows):
+        z = np.arange(start, min(start + rows, n_z), dtype=np.float64) - n_z // 2
+        # Detector position of every voxel centre at every tilt: (rows, n_x, n_tilts).
+        u = x[None, :, None] * np.cos(theta) - z[:, None, None] * np.sin(theta)
+        j, w0, w1 = _interpolation_pair(u + n_det // 2, n_det)
+        block = slice(start, start + z.size)
+        col[block] = np.stack((offset + j, offset + j + 1), axis=-1).reshape(z.size, -1)
+        val[block] = (np.stack((w0, w1), axis=-1) * weights[:, None]).reshape(z.size, -1)
+    crow = np.arange(n_z * n_x + 1, dtype=index_dtype) * per_row
+    shape = (n_z * n_x, n_tilts * n_det)
+    return _csr(crow, col.reshape(-1), val.reshape(-1), shape, device)
 
 
 def backprojection_matrix(

@@ -71,20 +71,21 @@ def project(
     dev = select_device(device)
     operator = projection_matrix((n_z, n_x), angles, n_det, dev)
 
-    # Per Y row: one input column (n_z * n_x), one output column and the transposes.
-    bytes_per_row = 4 * 2 * (n_z * n_x + angles.size * n_det)
+    # Per Y row: one input column (n_z * n_x) and one output column (n_tilts * n_det).
+    bytes_per_row = 4 * (n_z * n_x + angles.size * n_det)
     rows = chunk_size(bytes_per_row, n_y, memory_budget(dev, memory_budget_bytes))
     tilt_series = np.empty((angles.size, n_y, n_det), dtype=np.float32)
     starts = range(0, n_y, rows)
     for start in progress_bar(starts, "projecting", total=len(starts), enabled=progress):
         stop = min(start + rows, n_y)
-        block = np.array(volume[:, start:stop, :], dtype=np.float32)  # a writable copy
+        # One copy, straight into the operator's layout: (Z, X, y) -> (Z * X, y) columns.
+        block = np.ascontiguousarray(np.swapaxes(volume[:, start:stop, :], 1, 2), np.float32)
         check_finite(block, "volume")
-        block = torch.from_numpy(block)
-        # (Z, y, X) -> (Z * X, y): one column per Y row, voxels in the operator's order.
-        columns = block.to(dev).permute(0, 2, 1).reshape(n_z * n_x, stop - start)
+        columns = torch.from_numpy(block).to(dev).reshape(n_z * n_x, stop - start)
+        del block
         sinograms = (operator @ columns).reshape(angles.size, n_det, stop - start)
-        tilt_series[:, start:stop, :] = sinograms.permute(0, 2, 1).cpu().numpy()
+        del columns
+        tilt_series[:, start:stop, :] = sinograms.cpu().numpy().transpose(0, 2, 1)
     if negate:
         np.negative(tilt_series, out=tilt_series)
     return bin_array(tilt_series, binning, axes=(1, 2))

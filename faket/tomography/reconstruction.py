@@ -138,18 +138,32 @@ def reconstruct(
         filtered /= pre_binning
     operator = backprojection_matrix((n_z, n_det), angles, n_det, dev)
 
-    bytes_per_row = 4 * 2 * (n_tilts * n_det + n_z * n_det)
-    rows = chunk_size(bytes_per_row, n_y, memory_budget(dev, memory_budget_bytes))
-    volume = np.empty((z_stop - z_start, n_y, n_det), dtype=np.float32)
-    starts = range(0, n_y, rows)
+    # Post-binning happens chunk by chunk, so only the binned volume is ever held whole.
+    factor = post_binning
+    n_z_kept = z_stop - z_start
+    for size, name in ((n_z_kept, "valid Z range"), (n_y, "Y axis"), (n_det, "detector width")):
+        if size < factor:
+            raise FaketError(f"cannot post-bin a {name} of {size} voxels by {factor}; bin less")
+    z_stop = z_start + (n_z_kept // factor) * factor
+    n_y_used = (n_y // factor) * factor
+    # Per Y row: the sinogram columns in, the slice out (twice: the product and its view).
+    bytes_per_row = 4 * (2 * n_tilts * n_det + 2 * n_z * n_det)
+    rows = chunk_size(bytes_per_row, n_y_used, memory_budget(dev, memory_budget_bytes))
+    rows = max(factor, rows // factor * factor)
+    volume = np.empty(
+        ((z_stop - z_start) // factor, n_y_used // factor, n_det // factor), dtype=np.float32
+    )
+    starts = range(0, n_y_used, rows)
     for start in progress_bar(starts, "back-projecting", total=len(starts), enabled=progress):
-        stop = min(start + rows, n_y)
-        block = torch.from_numpy(np.ascontiguousarray(filtered[:, start:stop, :])).to(dev)
-        # (n_tilts, y, X) -> (n_tilts * X, y): sinogram columns in the operator's order.
-        columns = block.permute(0, 2, 1).reshape(n_tilts * n_det, stop - start)
+        stop = min(start + rows, n_y_used)
+        # (n_tilts, y, X) -> (n_tilts, X, y) -> (n_tilts * X, y): the operator's column order.
+        block = np.ascontiguousarray(np.swapaxes(filtered[:, start:stop, :], 1, 2))
+        columns = torch.from_numpy(block).to(dev).reshape(n_tilts * n_det, stop - start)
         slices = (operator @ columns).reshape(n_z, n_det, stop - start)[z_start:z_stop]
-        volume[:, start:stop, :] = slices.permute(0, 2, 1).cpu().numpy()
-    return bin_array(volume, post_binning, axes=(0, 1, 2))
+        del block, columns
+        slices = bin_array(slices.permute(0, 2, 1), factor, axes=(0, 1, 2))
+        volume[:, start // factor : stop // factor, :] = slices.cpu().numpy()
+    return volume
 
 
 def _check_z_valid(z_valid: tuple[int, int] | None, n_z: int) -> tuple[int, int]:

@@ -1,0 +1,396 @@
+"""``faket evaluate``: SHREC scoring, DeepFinder training, segmentation, particle picking;
+``faket experiment``: the paper's modality comparison."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from faket.cli._common import (
+    DeviceOption,
+    OverwriteOption,
+    QuietOption,
+    many_values_command,
+    require_input,
+)
+from faket.errors import FaketError
+
+evaluate_app = typer.Typer(
+    help="Judge data by what a network learns from it: SHREC 2021 scores, DeepFinder "
+    "training (train), segmentation (segment), particle picking (locate, predict).",
+    no_args_is_help=True,
+)
+
+
+class Clustering(str, Enum):
+    """Mean-shift modes."""
+
+    per_class = "per_class"
+    joint = "joint"
+
+
+class Target(str, Enum):
+    """Training targets."""
+
+    spheres = "spheres"
+    mask = "mask"
+
+
+_ManyValues = many_values_command("--exclude", "--modalities")
+
+
+def _echo(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _output_folder(path: Path, marker: str, overwrite: bool) -> Path:
+    if path.exists() and not path.is_dir():
+        raise FaketError(f"{path} is a file; pass a folder")
+    if not path.parent.is_dir():
+        raise FaketError(f"cannot write {path}: folder {path.parent} does not exist")
+    if (path / marker).exists() and not overwrite:
+        raise FaketError(f"{path / marker} already exists; pass --overwrite or another folder")
+    return path
+
+
+def score_command(
+    predictions: Path = typer.Argument(..., help="Predicted particles (.txt SHREC, .csv, .star)."),
+    truth: Path = typer.Option(..., "--truth", "-t", help="Ground-truth tomogram folder."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the scores (created)."),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Classes left out, e.g. --exclude vesicle (several allowed)."
+    ),
+    figure: bool = typer.Option(True, "--figure/--no-figure", help="Confusion-matrix PNG."),
+    quiet: bool = QuietOption,
+    overwrite: bool = OverwriteOption,
+) -> None:
+    """Score predicted particles with the SHREC 2021 metrics.
+
+    Writes scores.json, per_class.csv, confusion_matrix.csv,
+    confusion_matrix_normalized.csv, matches.csv, report.txt and confusion_matrix.png.
+    """
+    from faket.evaluation import score, write_scores
+    from faket.io import read_particles
+
+    particles = read_particles(require_input(predictions))
+    _output_folder(output, "scores.json", overwrite)
+    scores = score(particles, truth, exclude=exclude)
+    write_scores(scores, output, overwrite=overwrite, title=predictions.name, figure=figure)
+    if not quiet:
+        _echo(
+            f"localization F1 {scores.localization_f1:.4f}, classification F1 macro "
+            f"{scores.classification_f1_macro:.4f} "
+            f"(SHREC {scores.classification_f1_macro_shrec:.4f}); wrote {output}"
+        )
+
+
+def _config(preset: str, settings_file: Path | None, **options):
+    """Training settings: the preset, then the file (JSON/YAML), then the given options."""
+    import yaml
+
+    from faket.evaluation import train_config
+
+    data: dict = {}
+    if settings_file is not None:
+        try:
+            data = yaml.safe_load(require_input(settings_file).read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise FaketError(f"cannot read {settings_file} ({type(error).__name__})") from None
+        if not isinstance(data, dict):
+            raise FaketError(f"{settings_file}: expected a mapping of training settings")
+    data |= {k: v for k, v in options.items() if v is not None}
+    return train_config(preset, **data)
+
+
+def _widths(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise FaketError(f"--widths {text!r}: expected three integers such as 32,48,64")
+    return values  # type: ignore[return-value]
+
+
+EpochsOption = typer.Option(None, "--epochs", help="Passes over all particles (paper: 70).")
+SeedOption = typer.Option(None, "--seed", help="Random seed (default 0).")
+PresetOption = typer.Option(
+    "paper",
+    "--preset",
+    help="Training set-up: paper (= shrec; DeepFinder as in the paper, for a GPU) or small "
+    "(2-core CPU, for datasets from the small dataset preset).",
+)
+SettingsOption = typer.Option(
+    None, "--settings", help="YAML/JSON training settings (keys of the TrainConfig); options win."
+)
+
+
+def train_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder made by faket run."),
+    modality: str = typer.Option(
+        ..., "--modality", "-m", help="Training data: benchmark, faket, ..."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder (created)."),
+    epochs: int | None = EpochsOption,
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Patches per step (paper: 8)."
+    ),
+    patch_size: int | None = typer.Option(
+        None, "--patch-size", help="Patch side, multiple of 4 (paper: 48)."
+    ),
+    widths: str | None = typer.Option(
+        None, "--widths", help="Channels per level (paper: 32,48,64)."
+    ),
+    ce_weight: float | None = typer.Option(
+        None, "--ce-weight", help="Weight of cross-entropy added to Dice (paper: 0)."
+    ),
+    target: Target | None = typer.Option(None, "--target", help="spheres or mask."),
+    max_batches: int | None = typer.Option(None, "--max-batches", help="Steps per epoch cap."),
+    seed: int | None = SeedOption,
+    preset: str = PresetOption,
+    settings: Path | None = SettingsOption,
+    validation: bool = typer.Option(True, "--validation/--no-validation", help="Validate."),
+    test: bool = typer.Option(True, "--test/--no-test", help="Score the test tomogram."),
+    device: str = DeviceOption,
+    quiet: bool = QuietOption,
+    overwrite: bool = OverwriteOption,
+) -> None:
+    """Train DeepFinder on one modality of a dataset, then test on the BENCHMARK test tomogram.
+
+    Writes best.pt, last.pt, history.csv, train_config.json, history.png and test/ (the
+    test tomogram's predictions and scores) into the run folder.
+    """
+    from faket.evaluation.experiment import train_on_dataset
+    from faket.plots.training import plot_training_history
+
+    config = _config(
+        preset,
+        settings,
+        epochs=epochs,
+        batch_size=batch_size,
+        patch_size=patch_size,
+        widths=_widths(widths),
+        ce_weight=ce_weight,
+        target=target.value if target else None,
+        max_batches=max_batches,
+        seed=seed,
+        device=device,
+    )
+    _output_folder(output, "history.csv", overwrite)
+    result, scores = train_on_dataset(
+        dataset,
+        modality,
+        config,
+        output,
+        validation=validation,
+        test=test,
+        overwrite=overwrite,
+        progress=not quiet,
+        log=None if quiet else _echo,
+    )
+    plot_training_history(result.history, output / "history.png")
+    if not quiet:
+        tail = (
+            ""
+            if scores is None
+            else (
+                f"; test localization F1 {scores.localization_f1:.4f}, classification F1 macro "
+                f"(SHREC) {scores.classification_f1_macro_shrec:.4f}"
+            )
+        )
+        _echo(f"best epoch {result.best_epoch}{tail}; wrote {output}")
+
+
+ModelOption = typer.Option(..., "--model", help="Checkpoint (best.pt of a training run).")
+
+
+def segment_command(
+    volume: Path = typer.Argument(..., help="Tomogram (.mrc)."),
+    model: Path = ModelOption,
+    output: Path = typer.Option(..., "--output", "-o", help="Label volume (.mrc)."),
+    margin: int | None = typer.Option(None, "--margin", help="Patch border discarded (P/6)."),
+    device: str = DeviceOption,
+    quiet: bool = QuietOption,
+    overwrite: bool = OverwriteOption,
+) -> None:
+    """Voxel-wise classes of a tomogram by overlapping patches (0 = background)."""
+    from faket.cli._common import require_output
+    from faket.evaluation import load_model, segment
+    from faket.io import read_mrc, write_mrc
+
+    data = read_mrc(require_input(volume), ndim=3)
+    require_output(output, overwrite)
+    trained = load_model(model)
+    labels = segment(
+        data.data,
+        trained.network,
+        patch_size=trained.patch_size,
+        margin=margin,
+        device=device,
+        progress=not quiet,
+    )
+    write_mrc(output, labels, data.voxel_size, overwrite=overwrite)
+    if not quiet:
+        _echo(
+            f"wrote {output}; classes: "
+            + ", ".join(f"{k + 1}={n}" for k, n in enumerate(trained.class_names))
+        )
+
+
+def _write_particles(particles, output: Path, overwrite: bool) -> None:
+    from faket.cli._common import require_output
+    from faket.io import atomic_path, write_particles_star, write_shrec_particles
+
+    require_output(output, overwrite)
+    suffix = output.suffix.lower()
+    if suffix == ".txt":
+        write_shrec_particles(output, particles)
+    elif suffix == ".csv":
+        with atomic_path(output) as temporary:
+            particles.to_csv(temporary, index=False)  # keeps cluster_size
+    elif suffix == ".star":
+        write_particles_star(output, particles)
+    else:
+        raise FaketError(f"{output}: use .txt (SHREC), .csv or .star for the particle list")
+
+
+ClusterScale = typer.Option(1.0, "--bandwidth-scale", help="Mean-shift bandwidth / class radius.")
+MinSize = typer.Option(0.1, "--min-size-fraction", help="Min cluster size / class target ball.")
+ModeOption = typer.Option(
+    Clustering.joint,
+    "--clustering",
+    help="joint (DeepFinder: all classes, majority vote) or per_class.",
+)
+DatasetFrame = typer.Option(
+    None,
+    "--dataset",
+    help="Dataset folder: convert coordinates to grand-model voxels "
+    "with its reconstruction settings (binning, cropping).",
+)
+
+
+def _frame(dataset: Path | None):
+    from faket.evaluation.data import dataset_split
+
+    return None if dataset is None else dataset_split(dataset, validation=False).frame
+
+
+def locate_command(
+    labels: Path = typer.Argument(..., help="Label volume from faket evaluate segment (.mrc)."),
+    model: Path = ModelOption,
+    output: Path = typer.Option(..., "--output", "-o", help="Particle list (.txt, .csv, .star)."),
+    bandwidth_scale: float = ClusterScale,
+    min_size_fraction: float = MinSize,
+    clustering: Clustering = ModeOption,
+    dataset: Path | None = DatasetFrame,
+    overwrite: bool = OverwriteOption,
+) -> None:
+    """Particles from a label volume: mean-shift clustering and a cluster-size threshold."""
+    import numpy as np
+
+    from faket.evaluation import cluster, default_cluster_settings, load_model
+    from faket.io import read_mrc
+
+    data = read_mrc(require_input(labels), ndim=3).data
+    trained = load_model(model)
+    bandwidth, minimum = default_cluster_settings(
+        trained, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction
+    )
+    found = cluster(
+        np.rint(data).astype(np.int64) if data.dtype.kind == "f" else data,
+        trained.class_names,
+        bandwidth=bandwidth,
+        min_cluster_size=minimum,
+        mode=clustering.value,
+    )
+    frame = _frame(dataset)
+    if frame is not None and len(found):
+        found[["z", "y", "x"]] = frame.to_truth(found[["z", "y", "x"]].to_numpy(float))
+    _write_particles(found, output, overwrite)
+
+
+def predict_command(
+    volume: Path = typer.Argument(..., help="Tomogram (.mrc)."),
+    model: Path = ModelOption,
+    output: Path = typer.Option(..., "--output", "-o", help="Particle list (.txt, .csv, .star)."),
+    bandwidth_scale: float = ClusterScale,
+    min_size_fraction: float = MinSize,
+    clustering: Clustering = ModeOption,
+    dataset: Path | None = DatasetFrame,
+    device: str = DeviceOption,
+    quiet: bool = QuietOption,
+    overwrite: bool = OverwriteOption,
+) -> None:
+    """Segment a tomogram and pick its particles (segment + locate in one step)."""
+    from faket.evaluation import load_model, predict
+    from faket.io import read_mrc
+
+    data = read_mrc(require_input(volume), ndim=3).data
+    trained = load_model(model)
+    found = predict(
+        data,
+        trained,
+        frame=_frame(dataset),
+        bandwidth_scale=bandwidth_scale,
+        min_size_fraction=min_size_fraction,
+        mode=clustering.value,
+        device=device,
+        progress=not quiet,
+    )
+    _write_particles(found, output, overwrite)
+    if not quiet:
+        _echo(f"{len(found)} particles; wrote {output}")
+
+
+def experiment_command(
+    dataset: Path = typer.Argument(..., help="Dataset folder made by faket run."),
+    output: Path = typer.Option(..., "--output", "-o", help="Results folder (created)."),
+    modalities: list[str] = typer.Option(
+        ["benchmark", "faket", "noisy", "baseline", "noiseless"],
+        "--modalities",
+        help="Training modalities (several after one flag).",
+    ),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds 0..N-1 per modality."),
+    epochs: int | None = EpochsOption,
+    preset: str = PresetOption,
+    settings: Path | None = SettingsOption,
+    device: str = DeviceOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Train a model per modality and seed, test all on the BENCHMARK test tomogram.
+
+    Writes MODALITY/seed_N/ runs, table.csv/table.txt (paper Table 1), per_class_f1.png
+    (fig. 8), validation_curves.png (figs. 6-7), confusion_MODALITY.png (figs. 9-11).
+    Finished runs are reused, so an interrupted experiment resumes.
+    """
+    from faket.evaluation.experiment import run_experiment, table_text
+
+    config = _config(preset, settings, epochs=epochs, device=device)
+    if seeds < 1:
+        raise FaketError("--seeds must be at least 1")
+    table = run_experiment(
+        dataset, output, modalities, seeds, config, progress=not quiet, log=None if quiet else _echo
+    )
+    typer.echo(table_text(table), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate`` (score, train, segment, locate, predict) and ``experiment``;
+    ``train``, ``segment`` and ``locate`` also work at the top level, as issue #8 names them."""
+    commands = {
+        "score": score_command,
+        "train": train_command,
+        "segment": segment_command,
+        "locate": locate_command,
+        "predict": predict_command,
+    }
+    for name, function in commands.items():
+        evaluate_app.command(name, cls=_ManyValues)(function)
+    app.add_typer(evaluate_app, name="evaluate")
+    for name in ("train", "segment", "locate"):
+        app.command(name, hidden=True)(commands[name])
+    app.command("experiment", cls=_ManyValues)(experiment_command)

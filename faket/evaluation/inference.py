@@ -1,0 +1,355 @@
+"""From a tomogram to a particle list: patch-wise segmentation, mean-shift clustering.
+
+Segmentation tiles the volume with overlapping cubic patches that stay inside the
+volume (as in training, so the network's zero padding sits where it did there); every
+voxel takes its scores from the patch whose centre is nearest, so with a margin
+``m`` each voxel more than ``m`` voxels from the volume border has at least ``m``
+voxels of context on every side. Clustering groups the particle voxels with
+scikit-learn's mean shift (each class with its own bandwidth, then non-maximum
+suppression across classes; or all classes together, each cluster taking its most
+frequent class, as DeepFinder does) and keeps clusters of at least a minimum size.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage
+from torch import nn
+
+from faket.device import chunk_size, memory_budget, select_device
+from faket.errors import FaketError
+from faket.evaluation.network import SIZE_MULTIPLE, TrainedModel
+from faket.evaluation.targets import label_dtype
+from faket.io import COLUMNS
+from faket.progress import progress as progress_bar
+
+
+def normalize(volume: np.ndarray) -> np.ndarray:
+    """Zero mean, unit standard deviation (float32), as DeepFinder feeds tomograms."""
+    data = np.asarray(volume, dtype=np.float32)
+    std = float(data.std())
+    return (data - float(data.mean())) / (std if std > 0 else 1.0)
+
+
+def patch_starts(length: int, patch: int, margin: int) -> tuple[list[int], np.ndarray]:
+    """Patch origins along one axis and, for every voxel, the patch it is read from.
+
+    Parameters
+    ----------
+    length : voxels along the axis (>= ``patch``).
+    patch : patch side.
+    margin : context kept on each side (the stride is ``patch - 2 * margin``).
+
+    Returns
+    -------
+    starts : list of int
+        Origins, multiples of the stride, the last one ``length - patch``.
+    owner : array, shape (length,)
+        Index into ``starts`` of the patch whose centre is nearest (ties: the first).
+    """
+    stride = patch - 2 * margin
+    if stride < 1:
+        raise FaketError(
+            f"margin {margin} leaves no stride in patches of {patch}; use a smaller margin"
+        )
+    starts = list(range(0, max(length - patch, 0) + 1, stride))
+    if starts[-1] != length - patch:
+        starts.append(length - patch)
+    centres = np.array(starts, dtype=np.float64) + (patch - 1) / 2
+    owner = np.argmin(np.abs(np.arange(length)[:, None] - centres[None, :]), axis=1)
+    return starts, owner
+
+
+def _pad_to(volume: np.ndarray, patch: int) -> tuple[np.ndarray, tuple[int, int, int]]:
+    # A volume thinner than a patch is padded with zeros (its mean after normalising).
+    shape = volume.shape
+    padded_shape = tuple(max(s, patch) for s in shape)
+    if padded_shape == shape:
+        return volume, shape
+    padded = np.zeros(padded_shape, dtype=volume.dtype)
+    padded[: shape[0], : shape[1], : shape[2]] = volume
+    return padded, shape
+
+
+@torch.no_grad()
+def segment(
+    volume: np.ndarray,
+    network: nn.Module,
+    *,
+    patch_size: int = 48,
+    margin: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    normalise: bool = True,
+    return_probabilities: bool = False,
+    memory_budget_bytes: int | None = None,
+    progress: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Voxel-wise classes of a whole tomogram by overlapping patches.
+
+    Parameters
+    ----------
+    volume : array, shape (Z, Y, X)
+    network : module mapping ``(B, 1, P, P, P)`` to logits ``(B, C, P, P, P)``.
+    patch_size : patch side P (a multiple of 4).
+    margin : context discarded at patch borders (default ``P // 6``).
+    batch_size : patches per forward pass (default: what fits the memory budget).
+    device : compute device (``auto`` picks CUDA, MPS, CPU).
+    normalise : standardise the volume first (False if already done).
+    return_probabilities : also return the softmax scores (C x volume floats).
+    memory_budget_bytes : working memory per batch (default: faket.device's budget).
+    progress : progress bar.
+
+    Returns
+    -------
+    labels : array, shape (Z, Y, X)
+        Arg-max class per voxel (0 = background).
+    probabilities : array, shape (C, Z, Y, X), float32 (only if requested)
+    """
+    if patch_size % SIZE_MULTIPLE or patch_size < SIZE_MULTIPLE:
+        raise FaketError(
+            f"patch size must be a positive multiple of {SIZE_MULTIPLE}, got {patch_size}"
+        )
+    margin = patch_size // 6 if margin is None else int(margin)
+    dev = select_device(device)
+    was_training = network.training
+    network.eval().to(dev)
+    data = normalize(volume) if normalise else np.asarray(volume, dtype=np.float32)
+    data, shape = _pad_to(data, patch_size)
+    grids = [patch_starts(n, patch_size, margin) for n in data.shape]
+    origins = [(z, y, x) for z in grids[0][0] for y in grids[1][0] for x in grids[2][0]]
+    if batch_size is None:
+        # Live activations peak near 200 float32 channels per voxel at full resolution
+        # (DeepFinder widths); 256 leaves room for the convolution workspace.
+        per_patch = 4 * 256 * patch_size**3
+        batch_size = chunk_size(per_patch, len(origins), memory_budget(dev, memory_budget_bytes))
+    batches = [origins[i : i + batch_size] for i in range(0, len(origins), batch_size)]
+    labels = probabilities = None
+    for batch in progress_bar(batches, "segmenting", total=len(batches), enabled=progress):
+        patches = np.stack([data[tuple(slice(o, o + patch_size) for o in at)] for at in batch])
+        logits = network(torch.from_numpy(patches[:, None]).to(dev))
+        if labels is None:
+            labels = np.zeros(data.shape, dtype=label_dtype(logits.shape[1]))
+            if return_probabilities:
+                probabilities = np.zeros((logits.shape[1], *data.shape), dtype=np.float32)
+        best = logits.argmax(dim=1).cpu().numpy()
+        scores = torch.softmax(logits, dim=1).cpu().numpy() if return_probabilities else None
+        for index, origin in enumerate(batch):
+            target, source = _owned(origin, grids)
+            labels[target] = best[index][source]
+            if scores is not None:
+                probabilities[(slice(None), *target)] = scores[index][(slice(None), *source)]
+    network.train(was_training)
+    crop = tuple(slice(0, s) for s in shape)
+    if return_probabilities:
+        return labels[crop], probabilities[(slice(None), *crop)]
+    return labels[crop]
+
+
+def _owned(origin, grids) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Volume slices this patch owns, and the same region in patch coordinates."""
+    target, source = [], []
+    for axis, start in enumerate(origin):
+        starts, owner = grids[axis]
+        mine = np.flatnonzero(owner == starts.index(start))
+        low, high = int(mine[0]), int(mine[-1]) + 1
+        target.append(slice(low, high))
+        source.append(slice(low - start, high - start))
+    return tuple(target), tuple(source)
+
+
+def cluster(
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    bandwidth: float | dict[str, float] = 4.0,
+    min_cluster_size: int | dict[str, int] = 1,
+    mode: str = "per_class",
+    suppress: bool = True,
+    max_fraction: float = 0.25,
+) -> pd.DataFrame:
+    """Particles from a label volume by mean-shift clustering.
+
+    Parameters
+    ----------
+    labels : array, shape (Z, Y, X)
+        Class per voxel, 0 = background, ``k`` = ``class_names[k - 1]``.
+    class_names : names of labels 1..N.
+    bandwidth : mean-shift bandwidth (voxels), one value or per class.
+    min_cluster_size : clusters with fewer voxels are dropped, one value or per class.
+    mode : ``per_class`` clusters each class's voxels on its own with its bandwidth;
+        ``joint`` (the original DeepFinder) clusters all particle voxels together with
+        the median bandwidth and gives each cluster its most frequent class.
+    suppress : in ``per_class`` mode, drop a cluster whose centre lies within the
+        bandwidth of a larger cluster's class from that cluster's centre, so a particle
+        whose voxels carry two classes yields one particle (the larger part's class).
+    max_fraction : a class (or, in ``joint`` mode, all particle voxels) covering more
+        than this fraction of the volume is a failed segmentation (an untrained
+        network): it is skipped with a warning instead of costing minutes.
+
+    Before clustering, connected specks smaller than their class's minimum cluster size
+    are removed: they could only form clusters that the threshold drops, and noisy
+    segmentations have tens of thousands of them.
+
+    Returns
+    -------
+    DataFrame
+        :data:`faket.io.COLUMNS` (angles 0; coordinates are cluster centroids in voxels
+        of ``labels``) plus ``cluster_size`` (voxels); largest clusters first.
+    """
+    if mode not in ("per_class", "joint"):
+        raise FaketError(f"unknown clustering mode {mode!r}; use per_class or joint")
+    names = list(class_names)
+    widths = {n: float(bandwidth[n] if isinstance(bandwidth, dict) else bandwidth) for n in names}
+    minima = {
+        n: int(min_cluster_size[n] if isinstance(min_cluster_size, dict) else min_cluster_size)
+        for n in names
+    }
+    if mode == "per_class":
+        groups = [((k + 1,), widths[n]) for k, n in enumerate(names)]
+    else:
+        groups = [(tuple(range(1, len(names) + 1)), float(np.median(list(widths.values()))))]
+    rows = []
+    for group, width in groups:
+        smallest = min(minima[names[k - 1]] for k in group)
+        voxels = _voxels(labels, group, smallest, max_fraction)
+        for label, size, centre in _mean_shift(labels, voxels, width):
+            if size >= minima[names[label - 1]]:
+                rows.append((names[label - 1], *centre[::-1], 0.0, 0.0, 0.0, size))
+    table = pd.DataFrame(rows, columns=[*COLUMNS, "cluster_size"])
+    table = table.sort_values("cluster_size", ascending=False, kind="stable")
+    table = table.reset_index(drop=True)
+    if mode == "per_class" and suppress:
+        table = _suppress(table, widths)
+    return table
+
+
+def _voxels(labels: np.ndarray, group: tuple[int, ...], min_size: int, max_fraction: float):
+    """``(n, 3)`` coordinates of the group's voxels outside specks smaller than
+    ``min_size``; none if the group floods more than ``max_fraction`` of the volume."""
+    mask = np.isin(labels, group)
+    if mask.mean() > max_fraction:
+        warnings.warn(
+            f"labels {group} cover {mask.mean():.0%} of the volume: not a particle "
+            "segmentation, skipped (is the network trained?)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return np.zeros((0, 3), dtype=np.int64)
+    if min_size > 1:
+        components, _ = ndimage.label(mask)
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        mask = sizes[components] >= min_size
+    return np.argwhere(mask)
+
+
+def _mean_shift(labels: np.ndarray, voxels: np.ndarray, width: float):
+    """``(majority label, size, centroid zyx)`` of each mean-shift cluster of ``voxels``
+    (``(n, 3)`` coordinates into ``labels``)."""
+    from sklearn.cluster import MeanShift
+
+    if len(voxels) == 0:
+        return []
+    with warnings.catch_warnings():
+        # Sparse voxels make sklearn fall back from bin seeding to point seeds (it warns).
+        warnings.simplefilter("ignore", UserWarning)
+        found = MeanShift(bandwidth=max(width, 0.5), bin_seeding=True, n_jobs=1).fit_predict(voxels)
+    classes = labels[tuple(voxels.T)].astype(np.int64)
+    out = []
+    for index in np.unique(found):
+        members = found == index
+        label = int(np.bincount(classes[members]).argmax())
+        out.append((label, int(members.sum()), voxels[members].mean(axis=0)))
+    return out
+
+
+def _suppress(table: pd.DataFrame, widths: dict[str, float]) -> pd.DataFrame:
+    """Greedy non-maximum suppression: largest clusters first."""
+    centres = table[["z", "y", "x"]].to_numpy(np.float64)
+    reach = table["class_name"].map(widths).to_numpy(np.float64)
+    kept: list[int] = []
+    for index in range(len(table)):
+        if kept:
+            distance = np.linalg.norm(centres[kept] - centres[index], axis=1)
+            if np.any(distance < reach[kept]):
+                continue
+        kept.append(index)
+    return table.iloc[kept].reset_index(drop=True)
+
+
+def default_cluster_settings(
+    model: TrainedModel, *, bandwidth_scale: float = 1.0, min_size_fraction: float = 0.1
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Per-class bandwidth (``scale`` x target radius) and minimum cluster size
+    (``fraction`` of the target ball's volume, at least 1 voxel)."""
+    bandwidth = {n: max(1.0, bandwidth_scale * r) for n, r in model.radii.items()}
+    minimum = {
+        n: max(1, int(round(min_size_fraction * 4.0 / 3.0 * np.pi * r**3)))
+        for n, r in model.radii.items()
+    }
+    return bandwidth, minimum
+
+
+def inference_patch_size(training_patch: int) -> int:
+    """Default inference patch: the training patch, at least 64 voxels (bigger patches
+    waste less work on overlaps; the network is fully convolutional)."""
+    return max(int(training_patch), 64)
+
+
+def predict(
+    volume: np.ndarray,
+    model: TrainedModel,
+    *,
+    frame=None,
+    bandwidth_scale: float = 1.0,
+    min_size_fraction: float = 0.1,
+    mode: str = "per_class",
+    patch_size: int | None = None,
+    margin: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Segment a tomogram and cluster the segmentation into a particle list.
+
+    Parameters
+    ----------
+    volume : array, shape (Z, Y, X)
+    model : trained network and its class names / radii.
+    frame : :class:`~faket.evaluation.data.Frame` to convert the coordinates into the
+        ground truth's voxels (default: leave them in voxels of ``volume``).
+    bandwidth_scale, min_size_fraction : see :func:`default_cluster_settings`.
+    mode : clustering mode (see :func:`cluster`).
+    patch_size : inference patch side (default :func:`inference_patch_size`).
+    margin, batch_size, device, progress : see :func:`segment`.
+
+    Returns
+    -------
+    DataFrame
+        :data:`faket.io.COLUMNS` plus ``cluster_size``, largest clusters first.
+    """
+    labels = segment(
+        volume,
+        model.network,
+        patch_size=patch_size or inference_patch_size(model.patch_size),
+        margin=margin,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )
+    bandwidth, minimum = default_cluster_settings(
+        model, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction
+    )
+    particles = cluster(
+        labels, model.class_names, bandwidth=bandwidth, min_cluster_size=minimum, mode=mode
+    )
+    if frame is not None and len(particles):
+        zyx = frame.to_truth(particles[["z", "y", "x"]].to_numpy(np.float64))
+        particles[["z", "y", "x"]] = zyx
+    return particles

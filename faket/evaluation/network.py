@@ -1,0 +1,200 @@
+"""The DeepFinder 3-D encoder-decoder (Moebel et al. 2021) in PyTorch, and its checkpoints.
+
+Architecture (widths ``(a, b, c)``, paper: ``(32, 48, 64)``): two 3x3x3 convolutions
+at full resolution (``a`` channels), max-pool, two at half resolution (``b``),
+max-pool, four at quarter resolution (``c``); then nearest-neighbour up-sampling, a
+2x2x2 convolution, concatenation with the half-resolution features, two 3x3x3
+convolutions (``b``), up-sampling, a 2x2x2 convolution, concatenation with the
+full-resolution features, two 3x3x3 convolutions (``a``) and a 1x1x1 convolution to
+one score per class (background + particle classes). Every convolution but the last
+is followed by a ReLU. The network returns logits; a softmax over the class axis
+gives DeepFinder's output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from faket.errors import FaketError
+from faket.io import atomic_path
+
+#: DeepFinder's channel widths at full, half and quarter resolution.
+DEEPFINDER_WIDTHS = (32, 48, 64)
+#: Patch sides must be multiples of this (two 2x poolings).
+SIZE_MULTIPLE = 4
+
+
+def _convs(channels_in: int, channels_out: int, count: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for index in range(count):
+        first = channels_in if index == 0 else channels_out
+        layers += [nn.Conv3d(first, channels_out, 3, padding=1), nn.ReLU(inplace=True)]
+    return layers
+
+
+def _up(channels: int) -> nn.Sequential:
+    """Nearest-neighbour 2x up-sampling and a 2x2x2 convolution with Keras 'same' padding
+    (one zero plane after the data on each axis)."""
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2),
+        nn.ConstantPad3d((0, 1, 0, 1, 0, 1), 0.0),
+        nn.Conv3d(channels, channels, 2),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DeepFinder(nn.Module):
+    """DeepFinder segmentation network.
+
+    Parameters
+    ----------
+    n_classes : int
+        Output classes including background (label 0).
+    widths : (int, int, int)
+        Channels at full, half and quarter resolution.
+    """
+
+    def __init__(self, n_classes: int, widths: tuple[int, int, int] = DEEPFINDER_WIDTHS):
+        super().__init__()
+        if n_classes < 2:
+            raise FaketError(
+                f"the network needs at least 2 classes (background + 1), got {n_classes}"
+            )
+        if len(widths) != 3 or min(widths) < 1:
+            raise FaketError(f"widths must be three positive channel counts, got {widths}")
+        a, b, c = (int(w) for w in widths)
+        self.n_classes = int(n_classes)
+        self.widths = (a, b, c)
+        self.high = nn.Sequential(*_convs(1, a, 2))
+        self.mid = nn.Sequential(nn.MaxPool3d(2), *_convs(a, b, 2))
+        self.low = nn.Sequential(nn.MaxPool3d(2), *_convs(b, c, 4))
+        self.up_low = _up(c)
+        self.decode_mid = nn.Sequential(*_convs(c + b, b, 2))
+        self.up_mid = _up(b)
+        self.decode_high = nn.Sequential(*_convs(b + a, a, 2))
+        self.head = nn.Conv3d(a, self.n_classes, 1)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        # He initialisation keeps the activations' scale through the 13 ReLU layers;
+        # PyTorch's default (and Keras' Glorot) shrink it ~2x per layer, which makes the
+        # first hundreds of steps learn almost nothing.
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits.
+
+        Parameters
+        ----------
+        x : tensor, shape (B, 1, Z, Y, X)
+            Normalised patches; each side a multiple of 4.
+
+        Returns
+        -------
+        tensor, shape (B, n_classes, Z, Y, X)
+        """
+        if x.ndim != 5 or x.shape[1] != 1 or any(s % SIZE_MULTIPLE for s in x.shape[2:]):
+            raise FaketError(
+                f"network input must be (B, 1, Z, Y, X) with sides divisible by "
+                f"{SIZE_MULTIPLE}, got {tuple(x.shape)}"
+            )
+        high = self.high(x)
+        mid = self.mid(high)
+        low = self.low(mid)
+        mid = self.decode_mid(torch.cat([self.up_low(low), mid], dim=1))
+        return self.head(self.decode_high(torch.cat([self.up_mid(mid), high], dim=1)))
+
+
+@dataclass
+class TrainedModel:
+    """A network together with what is needed to use it on new tomograms.
+
+    Attributes
+    ----------
+    network : DeepFinder
+    class_names : list of str
+        Name of output label ``k`` is ``class_names[k - 1]`` (label 0 = background).
+    radii : dict of str -> float
+        Target sphere radius of each class (voxels of the training volumes); sets the
+        default mean-shift bandwidth and cluster-size threshold.
+    patch_size : int
+        Training patch side (voxels); inference uses it too.
+    voxel_size : float or None
+        Voxel size (Å) of the training volumes, when known.
+    info : dict
+        Free-form provenance (epoch, seed, scores), JSON-compatible.
+    """
+
+    network: DeepFinder
+    class_names: list[str]
+    radii: dict[str, float]
+    patch_size: int = 48
+    voxel_size: float | None = None
+    info: dict = field(default_factory=dict)
+
+
+def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
+    """Write a checkpoint (weights and metadata) atomically.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    payload = {
+        "format": "faket-deepfinder-1",
+        "state_dict": {k: v.detach().cpu() for k, v in model.network.state_dict().items()},
+        "n_classes": model.network.n_classes,
+        "widths": list(model.network.widths),
+        "class_names": list(model.class_names),
+        "radii": {k: float(v) for k, v in model.radii.items()},
+        "patch_size": int(model.patch_size),
+        "voxel_size": model.voxel_size,
+        "info": model.info,
+    }
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainedModel:
+    """Read a checkpoint written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : checkpoint file (``.pt``).
+    device : where to put the weights.
+
+    Returns
+    -------
+    TrainedModel
+        In evaluation mode.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FaketError(f"{file}: no such checkpoint; pass a .pt file written by faket")
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise FaketError(f"{file}: not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "faket-deepfinder-1":
+        raise FaketError(f"{file}: not a faket DeepFinder checkpoint")
+    network = DeepFinder(payload["n_classes"], tuple(payload["widths"]))
+    network.load_state_dict(payload["state_dict"])
+    network.to(device).eval()
+    return TrainedModel(
+        network=network,
+        class_names=list(payload["class_names"]),
+        radii=dict(payload["radii"]),
+        patch_size=int(payload["patch_size"]),
+        voxel_size=payload["voxel_size"],
+        info=dict(payload["info"]),
+    )

@@ -1,0 +1,120 @@
+"""``faket evaluate`` and ``faket experiment`` on tiny synthetic datasets."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from _evaluation_data import synthetic_tomogram, write_dataset, write_tomogram
+
+from faket.cli.main import main
+from faket.evaluation import load_truth, score
+from faket.io import read_mrc, read_particles, write_shrec_particles
+
+REQUIRED = {
+    "localization_recall",
+    "localization_precision",
+    "localization_f1",
+    "classification_f1_macro",
+    "classification_f1_macro_shrec",
+    "per_class_f1",
+    "n_predictions",
+    "n_ground_truth",
+}
+TINY = ["--epochs", "1", "--patch-size", "16", "--widths", "4,4,4", "--max-batches", "2"]
+
+
+def _run(argv: list[str]) -> None:
+    """Run the command line; Typer exits with status 0 after a command."""
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in argv])
+    assert stop.value.code == 0
+
+
+def _fails(capsys, argv: list[str], match: str) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in argv])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith("faket: error:") and match in error
+
+
+def test_score_writes_the_contracted_scores_json(tmp_path, capsys):
+    tomogram = synthetic_tomogram(0)
+    write_tomogram(tmp_path / "tomo", tomogram)
+    predictions = tomogram.particles.iloc[[0, 1, 2, 2]].copy()
+    predictions.loc[predictions.index[-1], "x"] += 1  # a duplicate, one voxel off
+    write_shrec_particles(tmp_path / "pred.txt", predictions)
+    out = tmp_path / "scores"
+    argv = ["evaluate", "score", str(tmp_path / "pred.txt"), "--truth", str(tmp_path / "tomo")]
+    _run([*argv, "-o", str(out), "--exclude", "big", "-q"])
+    data = json.loads((out / "scores.json").read_text())
+    assert REQUIRED <= set(data)
+    # Excluding 'big' leaves the 4 small particles; predictions 0 and 2 are small ones.
+    expected = score(predictions, load_truth(tmp_path / "tomo"), exclude=["big"])
+    assert data["n_ground_truth"] == 4 and data["n_predictions"] == 4
+    assert data["localization_recall"] == pytest.approx(expected.localization_recall) == 0.5
+    assert data["per_class_f1"] == pytest.approx(expected.per_class_f1)
+    for name in ("report.txt", "per_class.csv", "confusion_matrix.csv", "confusion_matrix.png"):
+        assert (out / name).is_file()
+    _fails(capsys, [*argv, "-o", str(out)], "already exists")
+    _fails(
+        capsys,
+        [*argv, "-o", str(out), "--overwrite", "--exclude", "big", "small"],
+        "no particles left",
+    )
+
+
+def test_score_errors_are_one_line(tmp_path, capsys):
+    write_shrec_particles(tmp_path / "pred.txt", synthetic_tomogram(0).particles)
+    argv = ["evaluate", "score", str(tmp_path / "pred.txt"), "-o", str(tmp_path / "out")]
+    _fails(capsys, [*argv, "--truth", str(tmp_path / "nowhere")], "no such ground-truth folder")
+    _fails(
+        capsys,
+        [*argv[:2], str(tmp_path / "missing.txt"), *argv[3:], "--truth", "."],
+        "no such file",
+    )
+
+
+def test_train_predict_segment_locate_and_experiment(tmp_path, capsys):
+    dataset = write_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    _run(["evaluate", "train", str(dataset), "--modality", "faket", "-o", str(run), *TINY, "-q"])
+    for name in ("best.pt", "last.pt", "history.csv", "history.png", "test/scores.json"):
+        assert (run / name).is_file()
+    test_scores = json.loads((run / "test" / "scores.json").read_text())
+    assert test_scores["n_ground_truth"] == 8  # the test tomogram's particles
+
+    volume = str(dataset / "tomo_002" / "reconstruction_benchmark.mrc")
+    model = ["--model", str(run / "best.pt")]
+    _run(["evaluate", "predict", volume, *model, "-o", str(tmp_path / "p.csv"), "-q"])
+    assert "cluster_size" in pd.read_csv(tmp_path / "p.csv").columns
+    _run(["evaluate", "segment", volume, *model, "-o", str(tmp_path / "labels.mrc"), "-q"])
+    assert read_mrc(tmp_path / "labels.mrc").data.shape == (24, 40, 40)
+    labels = str(tmp_path / "labels.mrc")
+    _run(["evaluate", "locate", labels, *model, "-o", str(tmp_path / "p.txt")])
+    read_particles(tmp_path / "p.txt")  # a valid SHREC list (possibly empty)
+    _fails(
+        capsys,
+        ["evaluate", "train", str(dataset), "--modality", "magic", "-o", str(tmp_path / "r2")],
+        "unknown modality",
+    )
+
+    results = tmp_path / "results"
+    argv = ["experiment", str(dataset), "-o", str(results), "--modalities", "benchmark"]
+    _run([*argv, "faket", "--seeds", "1", "--epochs", "1", "--settings", str(_settings(tmp_path))])
+    table = pd.read_csv(results / "table.csv")
+    assert list(table["modality"]) == ["benchmark", "faket"]
+    assert table.loc[0, "localization_f1_pct_benchmark"] == pytest.approx(100.0) or (
+        table.loc[0, "localization_f1_mean"] == 0
+    )
+    for name in ("table.txt", "per_class_f1.png", "validation_curves.png", "confusion_faket.png"):
+        assert (results / name).is_file()
+    assert "benchmark" in capsys.readouterr().out
+
+
+def _settings(folder):
+    path = folder / "settings.yaml"
+    path.write_text("patch_size: 16\nwidths: [4, 4, 4]\nmax_batches: 2\ndevice: cpu\n")
+    return path

@@ -1,0 +1,132 @@
+"""Training: patch sampling, the overfit test, best-epoch selection, seeds, run files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _evaluation_data import synthetic_tomogram
+
+from faket.errors import FaketError
+from faket.evaluation import load_model, predict, score, segment, train, train_config
+from faket.evaluation.targets import tomogram_targets
+from faket.evaluation.training import PatchSampler, TrainConfig, prepare
+
+# Settings that overfit the synthetic tomogram in a few seconds on 2 CPU cores.
+FAST = {
+    "patch_size": 24,
+    "widths": (16, 16, 16),
+    "batch_size": 2,
+    "learning_rate": 1e-3,
+    "ce_weight": 1.0,
+    "jitter": 4,
+    "exclude": [],
+    "device": "cpu",
+}
+
+
+def test_targets_are_balls_of_the_class_radii_and_mask_targets_are_the_class_mask():
+    tomogram = synthetic_tomogram(0)
+    config = TrainConfig(**FAST)
+    _, labels, samples, names, radii = prepare([tomogram], config)
+    assert names == ["small", "big"] and radii == {"small": 2.5, "big": 4.0}
+    assert len(samples) == 8
+    # The synthetic occupancy was painted with the same balls: labels = class mask.
+    np.testing.assert_array_equal(labels[0], tomogram.class_mask)
+    mask = tomogram_targets(tomogram, names, radii, kind="mask")
+    np.testing.assert_array_equal(mask, tomogram.class_mask)
+
+
+def test_patches_are_centred_on_particles_and_rotations_keep_image_and_labels_aligned():
+    tomogram = synthetic_tomogram(1)
+    volumes, labels, samples, _, _ = prepare([tomogram], TrainConfig(**FAST))
+    rng = np.random.default_rng(0)
+    sampler = PatchSampler(volumes, labels, samples, 16, 0, True, rng)
+    images, targets = sampler.batch(np.arange(len(samples)))
+    assert images.shape == (8, 1, 16, 16, 16) and targets.shape == (8, 16, 16, 16)
+    # Without jitter every patch has its particle's label at the centre (or clamped).
+    assert np.all(targets[:, 8, 8, 8] > 0)
+    # Patch images equal the volume at the target's positions, rotated or not.
+    for image, target in zip(images[:, 0], targets, strict=True):
+        values = {int(k): image[target == k].mean() for k in np.unique(target) if k}
+        assert all(np.sign(v) == (1 if k == 1 else -1) for k, v in values.items())
+    start = np.clip(np.rint(samples[0][1]).astype(int) - 8, 0, np.array(volumes[0].shape) - 16)
+    box = tuple(slice(s, s + 16) for s in start)
+    plain_image, plain_labels = volumes[0][box], labels[0][box]
+    rotated = 0
+    for _ in range(40):
+        image, target = sampler.batch(np.array([0]))
+        if np.array_equal(image[0, 0], plain_image):
+            np.testing.assert_array_equal(target[0], plain_labels)
+        else:  # 180 degrees about Y: Z and X reversed, for image and labels alike
+            np.testing.assert_array_equal(image[0, 0], plain_image[::-1, :, ::-1])
+            np.testing.assert_array_equal(target[0], plain_labels[::-1, :, ::-1])
+            rotated += 1
+    assert 5 < rotated < 35  # about half the patches are rotated
+
+
+def test_overfits_a_tiny_tomogram_and_the_full_path_finds_the_particles():
+    tomogram = synthetic_tomogram(0)
+    result = train([tomogram], None, TrainConfig(**FAST, epochs=20, seed=0))
+    labels = segment(tomogram.volume, result.model.network, patch_size=24, device="cpu")
+    for label in (1, 2):
+        truth = tomogram.class_mask == label
+        dice = 2 * np.sum((labels == label) & truth) / (np.sum(labels == label) + truth.sum())
+        assert dice > 0.8
+    found = predict(tomogram.volume, result.model, device="cpu")
+    scores = score(found, tomogram.truth)
+    assert scores.localization_f1 > 0.9
+    assert scores.classification_f1_macro > 0.9
+    assert result.history["train_loss"].iloc[-1] < 0.5 * result.history["train_loss"].iloc[0]
+
+
+def test_same_seed_gives_the_same_run_and_another_seed_does_not():
+    tomogram = synthetic_tomogram(2)
+    settings = FAST | {"widths": (4, 4, 4), "epochs": 2}
+    first = train([tomogram], None, TrainConfig(**settings, seed=3))
+    second = train([tomogram], None, TrainConfig(**settings, seed=3))
+    other = train([tomogram], None, TrainConfig(**settings, seed=4))
+    pd.testing.assert_series_equal(first.history["train_loss"], second.history["train_loss"])
+    assert not np.allclose(first.history["train_loss"], other.history["train_loss"])
+    for p, q in zip(
+        first.model.network.parameters(), second.model.network.parameters(), strict=True
+    ):
+        assert torch.equal(p, q)
+
+
+def test_validation_picks_the_best_epoch_and_run_files_are_written(tmp_path):
+    train_set, held_out = synthetic_tomogram(3), synthetic_tomogram(4)
+    config = TrainConfig(**FAST | {"widths": (4, 4, 4)}, epochs=3, max_batches=2)
+    result = train([train_set], held_out, config, run_dir=tmp_path / "run")
+    history = result.history
+    values = history["val_classification_f1_macro"].to_numpy()
+    assert result.best_epoch == int(np.argmax(values)) + 1  # first of equal maxima
+    assert history["best"].sum() >= 1 and bool(history["best"].iloc[0])
+    for name in ("best.pt", "last.pt", "history.csv", "train_config.json"):
+        assert (tmp_path / "run" / name).is_file()
+    saved = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert list(saved["epoch"]) == [1, 2, 3]
+    best = load_model(tmp_path / "run" / "best.pt")
+    assert best.info["epoch"] == result.best_epoch
+    for p, q in zip(best.network.parameters(), result.model.network.parameters(), strict=True):
+        assert torch.equal(p.cpu(), q.detach().cpu())
+    assert result.best_scores.classification_f1_macro == pytest.approx(values.max())
+    with pytest.raises(FaketError, match="already exists"):
+        train([train_set], None, config, run_dir=tmp_path / "run")
+
+
+def test_validate_every_skips_epochs_and_the_last_epoch_is_always_scored():
+    tomogram = synthetic_tomogram(5)
+    config = TrainConfig(**FAST | {"widths": (4, 4, 4)}, epochs=3, max_batches=1, validate_every=2)
+    history = train([tomogram], tomogram, config).history
+    scored = history["val_localization_f1"].notna().to_numpy()
+    assert scored.tolist() == [False, True, True]
+    assert not history.loc[~scored, "best"].any()
+
+
+def test_bad_settings_raise_one_line_errors():
+    with pytest.raises(FaketError, match="patch_size"):
+        train_config(patch_size=30)
+    with pytest.raises(FaketError, match="no training particles"):
+        train([synthetic_tomogram(0)], None, TrainConfig(**FAST | {"classes": ["ribosome"]}))
