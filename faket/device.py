@@ -14,6 +14,11 @@ from faket.errors import FaketError
 
 #: Memory (bytes) a single chunk of work may use on the CPU unless told otherwise.
 DEFAULT_CPU_BUDGET = 512 * 1024**2
+#: Bytes of the dense block that one CPU sparse-matrix product gathers from. Projection and
+#: back-projection are limited by cache misses, not arithmetic, so on the CPU they work on
+#: blocks that stay in cache (measured on a 2-core AMD EPYC at 512^3: 2-4 MB blocks are
+#: 3-4x faster than 8 MB ones, and 4-5x faster than whole-volume products).
+CPU_GATHER_BYTES = 2 * 1024**2
 #: Fraction of the free GPU memory a chunk of work may use.
 GPU_BUDGET_FRACTION = 0.5
 

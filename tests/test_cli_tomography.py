@@ -5,19 +5,11 @@ from __future__ import annotations
 import mrcfile
 import numpy as np
 import pytest
+from _helpers import run_cli
 from _phantoms import ellipsoids_volume
 
-from faket.cli.main import main
 from faket.io import read_mrc, read_tlt, write_mrc, write_tlt
 from faket.tomography import project
-
-
-def run_cli(args, capsys):
-    """Run ``faket ARGS``; return (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exited:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 @pytest.fixture

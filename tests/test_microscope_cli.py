@@ -7,18 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import run_cli
 
-from faket.cli.main import main
 from faket.io import read_mrc, read_tlt, write_mrc, write_tlt
 from faket.microscope import METADATA_COLUMNS
-
-
-def run_cli(args, capsys):
-    """Run ``faket ARGS``; return (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exited:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 @pytest.fixture

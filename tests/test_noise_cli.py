@@ -5,22 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from _helpers import run_cli
 
 from faket.cli._common import expand_many
-from faket.cli.main import main
 from faket.io import read_mrc, read_tlt, write_mrc, write_tlt
 from faket.noise import NoiseModel, load_noise_model
 
 N_TILTS = 5
 ANGLES = np.linspace(-40.0, 40.0, N_TILTS)
-
-
-def run_cli(args, capsys):
-    """Run ``faket ARGS``; return (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exited:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def assert_one_line_error(status, err, fragment):

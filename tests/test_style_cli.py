@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from _helpers import one_torch_thread  # noqa: F401  (fixture)
 
 from faket.cli.main import main
 from faket.errors import FaketError
@@ -17,15 +17,7 @@ from faket.style import parse_tilts, style_transfer, style_transfer_files
 from faket.style import weights as weights_module
 from faket.style.files import sidecar_path
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny test images gain nothing from two threads, and OpenMP threads that wait on a
-    # busy shared machine make each small op ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

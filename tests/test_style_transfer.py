@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _helpers import one_torch_thread  # noqa: F401  (fixture)
 
 from faket.errors import FaketError
 from faket.style import TransferSettings, build_feature_net, prepare_style, style_transfer
@@ -13,14 +14,7 @@ from faket.style.losses import gram_matrix, total_loss
 STYLE_LAYERS = [1, 6, 11, 20, 29]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny test images gain nothing from two threads, and OpenMP threads that wait on a
-    # busy shared machine make each small op ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import one_torch_thread  # noqa: F401  (fixture)
 
 from faket.errors import FaketError
 from faket.style import weights as weights_module
@@ -26,14 +27,7 @@ CONVS = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 POOLS = [4, 9, 18, 27, 36]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny test images gain nothing from two threads, and OpenMP threads that wait on a
-    # busy shared machine make each small op ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _torchvision_like_state(seed: int = 3) -> dict[str, torch.Tensor]:

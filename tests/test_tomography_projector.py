@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from _phantoms import ellipse_slice, gaussian_volume
 
 from faket.errors import FaketError
 from faket.tomography import project
+from faket.tomography import projector as projector_module
+from faket.tomography.geometry import projection_blocks, projection_matrix
 
 
 @pytest.mark.parametrize("angle", [0.0, 17.0, 45.0, -60.0, 80.0])
@@ -126,3 +129,23 @@ def test_impossible_parameters_are_errors():
         project(np.zeros((4, 4, 4)), [0.0], detector_width=-3, device="cpu")
     with pytest.raises(FaketError, match="device"):
         project(np.zeros((4, 4, 4)), [0.0], device="tpu")
+
+
+def test_cache_tiles_sum_to_the_whole_operator(monkeypatch):
+    # Blocks of Z rows (uneven last block) must add up to the one-matrix product.
+    rng = np.random.default_rng(3)
+    volume = rng.random((11, 6, 9)).astype(np.float32)
+    angles = np.array([-60.0, -50.0, -20.0, 0.0, 35.0, 47.0, 60.0])
+    cpu = torch.device("cpu")
+    whole = projection_matrix((11, 9), angles, 13, cpu)
+    columns = torch.from_numpy(np.ascontiguousarray(volume.transpose(0, 2, 1))).reshape(99, 6)
+    expected = (whole @ columns).reshape(7, 13, 6).permute(0, 2, 1).numpy()
+    blocks = projection_blocks((11, 9), angles, 13, cpu, z_block=4)
+    assert [(a, b) for a, b, _ in blocks] == [(0, 4), (4, 8), (8, 11)]
+    tiled = sum(op @ columns[a * 9 : b * 9] for a, b, op in blocks)
+    tiled = tiled.reshape(7, 13, 6).permute(0, 2, 1).numpy()
+    np.testing.assert_allclose(tiled, expected, atol=1e-5)
+    # project() tiles the same way when the cache budget holds 4 Z rows of 6 Y columns.
+    monkeypatch.setattr(projector_module, "CPU_GATHER_BYTES", 4 * 9 * 6 * 4)
+    projected = project(volume, angles, detector_width=13, device="cpu")
+    np.testing.assert_allclose(projected, expected, atol=1e-5)

@@ -26,6 +26,7 @@ import warnings
 
 import numpy as np
 import torch
+from scipy import sparse
 
 
 def _as_angle_key(angles_deg: np.ndarray) -> tuple[float, ...]:
@@ -129,10 +130,9 @@ def _ray_samples(
     return np.take_along_axis(col, order, 1), np.take_along_axis(val, order, 1)
 
 
-@functools.lru_cache(maxsize=2)
-def _projection_matrix_cached(
-    n_z: int, n_x: int, angle_key: tuple[float, ...], n_det: int, device: str
-) -> torch.Tensor:
+def _projection_csr(
+    n_z: int, n_x: int, angle_key: tuple[float, ...], n_det: int
+) -> sparse.csr_matrix:
     z = np.arange(n_z, dtype=np.float64) - n_z // 2
     x = np.arange(n_x, dtype=np.float64) - n_x // 2
     u = np.arange(n_det, dtype=np.float64) - n_det // 2
@@ -148,7 +148,34 @@ def _projection_matrix_cached(
         begin, end = crow[t * n_det], crow[(t + 1) * n_det]
         col[begin:end], val[begin:end] = (a.ravel() for a in _ray_samples(theta, z, x, u))
     shape = (len(thetas) * n_det, n_z * n_x)
-    return _csr(crow.astype(index_dtype), col, val, shape, device)
+    return sparse.csr_matrix((val, col, crow.astype(index_dtype)), shape=shape, copy=False)
+
+
+def _to_torch(matrix: sparse.csr_matrix, device: str) -> torch.Tensor:
+    index_dtype = _index_dtype(max(matrix.nnz, *matrix.shape))
+    return _csr(
+        matrix.indptr.astype(index_dtype, copy=False),
+        matrix.indices.astype(index_dtype, copy=False),
+        matrix.data.astype(np.float32, copy=False),
+        matrix.shape,
+        device,
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _projection_blocks_cached(
+    n_z: int, n_x: int, angle_key: tuple[float, ...], n_det: int, device: str, z_block: int
+) -> tuple[tuple[int, int, torch.Tensor], ...]:
+    full = _projection_csr(n_z, n_x, angle_key, n_det)
+    if z_block >= n_z:
+        return ((0, n_z, _to_torch(full, device)),)
+    blocks = []
+    for z_start in range(0, n_z, z_block):
+        z_stop = min(z_start + z_block, n_z)
+        # Columns iz * n_x + ix of Z rows z_start:z_stop are one contiguous range.
+        part = full[:, z_start * n_x : z_stop * n_x]
+        blocks.append((z_start, z_stop, _to_torch(part, device)))
+    return tuple(blocks)
 
 
 def projection_matrix(
@@ -179,7 +206,31 @@ def projection_matrix(
         ``t``; column ``iz * n_x + ix`` is voxel ``(iz, ix)``. Cached for reuse.
     """
     n_z, n_x = slice_shape
-    return _projection_matrix_cached(n_z, n_x, _as_angle_key(angles_deg), n_det, str(device))
+    return projection_blocks(slice_shape, angles_deg, n_det, device, n_z)[0][2]
+
+
+def projection_blocks(
+    slice_shape: tuple[int, int],
+    angles_deg: np.ndarray,
+    n_det: int,
+    device: torch.device,
+    z_block: int,
+) -> tuple[tuple[int, int, torch.Tensor], ...]:
+    """:func:`projection_matrix` cut into blocks of columns of ``z_block`` Z rows each.
+
+    ``sum(block @ columns[z_start * n_x : z_stop * n_x])`` over the blocks equals
+    ``projection_matrix(...) @ columns``; each block gathers from a slab of the volume
+    small enough to stay in the CPU's cache.
+
+    Returns
+    -------
+    tuple of (z_start, z_stop, operator)
+        ``operator``: sparse CSR, shape ``(n_tilts * n_det, (z_stop - z_start) * n_x)``.
+        Cached for reuse.
+    """
+    n_z, n_x = slice_shape
+    key = _as_angle_key(angles_deg)
+    return _projection_blocks_cached(n_z, n_x, key, n_det, str(device), max(1, int(z_block)))
 
 
 @functools.lru_cache(maxsize=2)

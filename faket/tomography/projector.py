@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from faket.device import chunk_size, memory_budget, select_device
+from faket.device import CPU_GATHER_BYTES, chunk_size, memory_budget, select_device
 from faket.progress import progress as progress_bar
 from faket.tomography._checks import (
     check_angles,
@@ -14,7 +14,10 @@ from faket.tomography._checks import (
     check_positive_int,
 )
 from faket.tomography.binning import bin_array
-from faket.tomography.geometry import projection_matrix
+from faket.tomography.geometry import projection_blocks
+
+#: Y rows per CPU chunk: enough columns for the sparse kernel to vectorise over.
+CPU_ROWS = 32
 
 
 def project(
@@ -53,6 +56,8 @@ def project(
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
     memory_budget_bytes : int, optional
         Working memory per chunk (default: 512 MB on CPU, half the free GPU memory).
+        On the CPU chunks are further cut to cache-sized tiles (:data:`CPU_ROWS` rows,
+        :data:`faket.device.CPU_GATHER_BYTES`), which is several times faster.
     progress : bool
         Draw a progress bar over the chunks.
 
@@ -69,11 +74,15 @@ def project(
     )
     binning = check_positive_int(binning, "binning")
     dev = select_device(device)
-    operator = projection_matrix((n_z, n_x), angles, n_det, dev)
-
     # Per Y row: one input column (n_z * n_x) and one output column (n_tilts * n_det).
     bytes_per_row = 4 * (n_z * n_x + angles.size * n_det)
     rows = chunk_size(bytes_per_row, n_y, memory_budget(dev, memory_budget_bytes))
+    z_block = n_z
+    if dev.type == "cpu":
+        # Cache-sized tiles: a few dozen Y columns, gathered from slabs of a few Z rows.
+        rows = min(rows, CPU_ROWS)
+        z_block = max(1, CPU_GATHER_BYTES // (4 * n_x * rows))
+    blocks = projection_blocks((n_z, n_x), angles, n_det, dev, z_block)
     tilt_series = np.empty((angles.size, n_y, n_det), dtype=np.float32)
     starts = range(0, n_y, rows)
     for start in progress_bar(starts, "projecting", total=len(starts), enabled=progress):
@@ -82,9 +91,11 @@ def project(
         block = np.ascontiguousarray(np.swapaxes(volume[:, start:stop, :], 1, 2), np.float32)
         check_finite(block, "volume")
         columns = torch.from_numpy(block).to(dev).reshape(n_z * n_x, stop - start)
-        del block
-        sinograms = (operator @ columns).reshape(angles.size, n_det, stop - start)
-        del columns
+        sinograms = None
+        for z_start, z_stop, operator in blocks:
+            part = operator @ columns[z_start * n_x : z_stop * n_x]
+            sinograms = part if sinograms is None else sinograms.add_(part)
+        sinograms = sinograms.reshape(angles.size, n_det, stop - start)
         tilt_series[:, start:stop, :] = sinograms.cpu().numpy().transpose(0, 2, 1)
     if negate:
         np.negative(tilt_series, out=tilt_series)

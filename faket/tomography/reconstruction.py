@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from faket.device import chunk_size, memory_budget, select_device
+from faket.device import CPU_GATHER_BYTES, chunk_size, memory_budget, select_device
 from faket.errors import FaketError
 from faket.progress import progress as progress_bar
 from faket.tomography._checks import check_angles, check_array, check_positive_int
@@ -149,6 +149,9 @@ def reconstruct(
     # Per Y row: the sinogram columns in, the slice out (twice: the product and its view).
     bytes_per_row = 4 * (2 * n_tilts * n_det + 2 * n_z * n_det)
     rows = chunk_size(bytes_per_row, n_y_used, memory_budget(dev, memory_budget_bytes))
+    if dev.type == "cpu":
+        # Keep the gathered sinogram block in cache (see faket.device.CPU_GATHER_BYTES).
+        rows = min(rows, max(4, CPU_GATHER_BYTES // (4 * n_tilts * n_det)))
     rows = max(factor, rows // factor * factor)
     volume = np.empty(
         ((z_stop - z_start) // factor, n_y_used // factor, n_det // factor), dtype=np.float32
