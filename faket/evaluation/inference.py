@@ -23,7 +23,7 @@ from torch import nn
 
 from faket.device import chunk_size, memory_budget, select_device
 from faket.errors import FaketError
-from faket.evaluation.network import SIZE_MULTIPLE, TrainedModel
+from faket.evaluation.network import SIZE_MULTIPLE, TrainedModel, place_network
 from faket.evaluation.targets import label_dtype
 from faket.io import COLUMNS
 from faket.progress import progress as progress_bar
@@ -118,7 +118,7 @@ def segment(
     margin = patch_size // 6 if margin is None else int(margin)
     dev = select_device(device)
     was_training = network.training
-    network.eval().to(dev)
+    place_network(network.eval(), dev)
     data = normalize(volume) if normalise else np.asarray(volume, dtype=np.float32)
     data, shape = _pad_to(data, patch_size)
     grids = [patch_starts(n, patch_size, margin) for n in data.shape]

