@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_evaluation.py                        # 200 x 512 x 512, both presets
+    python benchmarks/bench_evaluation.py                        # 200 x 512 x 512, small preset
+    python benchmarks/bench_evaluation.py --presets small paper --device cuda
     python benchmarks/bench_evaluation.py --shape 64 160 160 --presets small
 
 A SHREC-like grand model (built-in classes) provides the particle list and the ideal label
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from faket.evaluation.inference import cluster, inference_patch_size, segment
-from faket.evaluation.network import DeepFinder
+from faket.evaluation.network import DeepFinder, place_network
 from faket.evaluation.targets import class_radii, sphere_labels
 from faket.evaluation.training import PRESETS, _loss, train_config
 from faket.phantom import builtin_names, make_grand_model
@@ -41,13 +42,13 @@ def peak_mib() -> float:
 
 def ideal_labels(model, voxel_size: float) -> tuple[np.ndarray, list[str], dict[str, float]]:
     """Target balls of every particle (label k = class_names[k - 1])."""
-    names = sorted(set(model.particles["class"]))
+    names = sorted(set(model.particles["class_name"]))
     radii = class_radii(names, model.classes, voxel_size)
     label_of = {name: k + 1 for k, name in enumerate(names)}
     particles = model.particles
     centres = particles[["z", "y", "x"]].to_numpy(np.float64)
-    labels = particles["class"].map(label_of).to_numpy()
-    balls = particles["class"].map(radii).to_numpy()
+    labels = particles["class_name"].map(label_of).to_numpy()
+    balls = particles["class_name"].map(radii).to_numpy()
     return sphere_labels(model.potential.shape, centres, labels, balls), names, radii
 
 
@@ -79,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=(200, 512, 512))
     parser.add_argument("--per-class", type=int, default=125, help="particles per class")
-    parser.add_argument("--presets", nargs="+", default=["small", "paper"], choices=PRESETS)
+    parser.add_argument("--presets", nargs="+", default=["small"], choices=PRESETS)
     parser.add_argument("--steps", type=int, default=5, help="timed gradient steps")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -125,7 +126,7 @@ def main() -> None:
     print("-" * len(header))
     for name in args.presets:
         settings = train_config(name)
-        network = DeepFinder(len(names) + 1, settings.widths).to(device)
+        network = place_network(DeepFinder(len(names) + 1, settings.widths), device)
         step_s = time_training_step(network, volume, labels, centres, settings, args.steps, device)
         epoch_s = step_s * int(np.ceil(len(centres) / settings.batch_size))
         network.eval()
