@@ -111,15 +111,6 @@ def main() -> None:
         f"(set up in {time.perf_counter() - start:.1f} s)\n"
     )
 
-    started = time.perf_counter()
-    found = cluster(
-        labels,
-        names,
-        bandwidth={n: max(1.0, r) for n, r in radii.items()},
-        min_cluster_size={n: max(1, int(0.1 * 4 / 3 * np.pi * r**3)) for n, r in radii.items()},
-    )
-    cluster_s = time.perf_counter() - started
-
     header = f"{'preset':<8} {'widths':<12} {'patch':>5} {'batch':>5} {'step s':>7} "
     header += f"{'epoch s':>8} {'segment s':>9} {'peak MiB':>8}"
     print(header)
@@ -142,8 +133,18 @@ def main() -> None:
         widths = "/".join(map(str, settings.widths))
         print(
             f"{name:<8} {widths:<12} {settings.patch_size:>5} {settings.batch_size:>5} "
-            f"{step_s:>7.2f} {epoch_s:>8.0f} {segment_s:>9.1f} {peak_mib():>8.0f}"
+            f"{step_s:>7.2f} {epoch_s:>8.0f} {segment_s:>9.1f} {peak_mib():>8.0f}",
+            flush=True,
         )
+    started = time.perf_counter()
+    found = cluster(
+        labels,
+        names,
+        bandwidth={n: max(1.0, r) for n, r in radii.items()},
+        min_cluster_size={n: max(1, int(0.1 * 4 / 3 * np.pi * r**3)) for n, r in radii.items()},
+    )
+    cluster_s = time.perf_counter() - started
+
     print(
         f"\nclustering the ideal labels (mean-shift per class): {cluster_s:.1f} s, "
         f"{len(found)} particles found of {len(centres)}"

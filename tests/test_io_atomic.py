@@ -8,6 +8,7 @@ import pytest
 
 from faket.errors import FaketError
 from faket.io import atomic_path, atomic_write, write_text_atomic
+from faket.io.atomic import remove_stale_temporaries
 
 
 def test_atomic_path_replaces_target_on_success(tmp_path):
@@ -54,3 +55,13 @@ def test_write_text_atomic_checks_target(tmp_path):
         write_text_atomic(tmp_path / "nope" / "t.txt", "x")
     with pytest.raises(FaketError, match="is a folder"):
         write_text_atomic(tmp_path, "x")
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    stale = tmp_path / ".tilts.mrc.tmp-0123456789ab"
+    keep = [tmp_path / "tilts.mrc", tmp_path / ".hidden", tmp_path / ".a.tmp-notahexname"]
+    for path in [stale, *keep]:
+        path.write_text("x")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert not stale.exists() and all(path.exists() for path in keep)
+    assert remove_stale_temporaries(tmp_path / "missing") == []

@@ -13,7 +13,7 @@ The modality comparison of the paper on a 2-core CPU (see ``PRESETS`` in
 :mod:`~faket.evaluation.training`)::
 
     faket config init --preset small > small.yaml
-    faket run small.yaml -o data                 # ~2 min
+    faket run small.yaml -o data                 # ~3.5 min on 2 cores
     faket experiment data -o results --preset small --seeds 2 \
         --modalities benchmark faket noisy baseline noiseless
 

@@ -9,6 +9,7 @@ lives next to the target rather than in the system temp folder.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,30 @@ def check_target(path: str | os.PathLike[str], *, overwrite: bool = True) -> Pat
             f"{target} already exists; delete it, choose another name, or allow overwriting"
         )
     return target
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{12}$")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete what atomic writes into ``folder`` left behind when their process died.
+
+    A process killed mid-write (SIGKILL, power loss) cannot remove its temporary file.
+    Call this only where no other process is writing into ``folder`` at the same time
+    (e.g. at the start of a resumed run's work on that folder).
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if p.is_file() and _TEMPORARY.match(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _temp_name(target: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from faket.io import read_mrc, write_text_atomic
+from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
 from faket.pipeline.steps import (
@@ -140,6 +141,7 @@ def run_dataset(
     start = time.perf_counter()
     folder = Path(dataset_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)  # left by a killed run; no job has started yet
     write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json")))
     # Local workers split this machine's cores; remote workers keep their own defaults.
     threads = (
@@ -259,6 +261,7 @@ def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     folder = tomogram_folder(dataset_dir, index)
     figures = Path(dataset_dir) / "figures"
     figures.mkdir(exist_ok=True)
+    remove_stale_temporaries(figures)
     angles = config.tilt.angles()
     stacks = {m: read_mrc(folder / projections_file(m)) for m in config.modalities}
     pixel = next(iter(stacks.values())).voxel_size

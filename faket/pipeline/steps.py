@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from faket.io import read_mrc, write_mrc, write_tlt
+from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
 
@@ -60,6 +61,7 @@ def specimen_steps(
     """Grand model, noiseless and benchmark projections and reconstructions of one tomogram."""
     folder = tomogram_folder(dataset_dir, index)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)  # from a killed run; this job owns the folder
     manifest = Manifest(folder)
     angles = config.tilt.angles()
     records = [_phantom_step(config, manifest, index, device, progress)]
@@ -77,6 +79,7 @@ def modality_steps(
     from faket.noise import load_noise_model
 
     folder = tomogram_folder(dataset_dir, index)
+    remove_stale_temporaries(folder)
     manifest = Manifest(folder)
     model_digest = Manifest(dataset_dir).digest("noise_model")
     model = load_noise_model(Path(dataset_dir) / NOISE_MODEL)
