@@ -290,26 +290,17 @@ def locate_command(
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Particles from a label volume: mean-shift clustering and a cluster-size threshold."""
-    import numpy as np
-
-    from faket.evaluation import cluster, default_cluster_settings, load_model
+    from faket.evaluation import load_model, locate
     from faket.io import read_mrc
 
-    data = read_mrc(require_input(labels), ndim=3).data
-    trained = load_model(model)
-    bandwidth, minimum = default_cluster_settings(
-        trained, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction
-    )
-    found = cluster(
-        np.rint(data).astype(np.int64) if data.dtype.kind == "f" else data,
-        trained.class_names,
-        bandwidth=bandwidth,
-        min_cluster_size=minimum,
+    found = locate(
+        read_mrc(require_input(labels), ndim=3).data,
+        load_model(model),
+        frame=_frame(dataset),
+        bandwidth_scale=bandwidth_scale,
+        min_size_fraction=min_size_fraction,
         mode=clustering.value,
     )
-    frame = _frame(dataset)
-    if frame is not None and len(found):
-        found[["z", "y", "x"]] = frame.to_truth(found[["z", "y", "x"]].to_numpy(float))
     _write_particles(found, output, overwrite)
 
 

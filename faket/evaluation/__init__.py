@@ -26,6 +26,7 @@ from faket.evaluation.data import Frame, Tomogram, dataset_split, load_tomogram
 from faket.evaluation.inference import (
     cluster,
     default_cluster_settings,
+    locate,
     normalize,
     predict,
     segment,
@@ -47,6 +48,7 @@ __all__ = [
     "cluster",
     "dataset_split",
     "default_cluster_settings",
+    "locate",
     "load_model",
     "load_tomogram",
     "load_truth",

@@ -343,6 +343,41 @@ def predict(
         device=device,
         progress=progress,
     )
+    return locate(
+        labels,
+        model,
+        frame=frame,
+        bandwidth_scale=bandwidth_scale,
+        min_size_fraction=min_size_fraction,
+        mode=mode,
+    )
+
+
+def locate(
+    labels: np.ndarray,
+    model: TrainedModel,
+    *,
+    frame=None,
+    bandwidth_scale: float = 1.0,
+    min_size_fraction: float = 0.1,
+    mode: str = "per_class",
+) -> pd.DataFrame:
+    """Particles from a label volume with the model's per-class cluster settings.
+
+    Parameters
+    ----------
+    labels : array, shape (Z, Y, X)
+        Class per voxel as :func:`segment` returns it (float labels are rounded).
+    model, frame, bandwidth_scale, min_size_fraction, mode : see :func:`predict`.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`predict`.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        labels = np.rint(labels).astype(np.int64)
     bandwidth, minimum = default_cluster_settings(
         model, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction
     )
