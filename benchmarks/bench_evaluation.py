@@ -80,7 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=(200, 512, 512))
     parser.add_argument("--per-class", type=int, default=125, help="particles per class")
-    parser.add_argument("--presets", nargs="+", default=["small"], choices=PRESETS)
+    parser.add_argument(
+        "--presets", nargs="*", default=["small"], choices=PRESETS, help="none: clustering only"
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed gradient steps")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)

@@ -83,3 +83,18 @@ def test_total_loss_weights_and_normalisation() -> None:
 def test_paper_style_weights() -> None:
     _, sw = TransferSettings().layer_weights()
     np.testing.assert_allclose(sw, np.array([256, 64, 16, 4, 1]) / 341)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_matrix_gradient_equals_autograd_of_the_plain_product(channels_last) -> None:
+    generator = torch.Generator().manual_seed(5)
+    feats = torch.rand(2, 6, 5, 7, generator=generator)
+    if channels_last:
+        feats = feats.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(2, 6, 6, generator=generator)  # a non-symmetric upstream gradient
+    ours = feats.clone().requires_grad_(True)
+    (gram_matrix(ours) * weight).sum().backward()
+    plain = feats.clone().requires_grad_(True)
+    mat = plain.flatten(2)
+    ((mat @ mat.transpose(1, 2) / 35) * weight).sum().backward()
+    torch.testing.assert_close(ours.grad, plain.grad, rtol=1e-5, atol=1e-6)

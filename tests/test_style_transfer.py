@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -126,10 +128,13 @@ def test_tilt_subset_and_prepared_style_give_the_same_tilts(net, stacks) -> None
 def test_batching_layout_and_bf16_change_only_few_pixels(net, stacks) -> None:
     content, style, init = stacks
     kwargs = {"weights": net, "device": "cpu", "match_stats": "none"}
-    exact = style_transfer(content, style, init, **kwargs)
+    # channels_last=False is the paper's code's arithmetic operation for operation.
+    exact = style_transfer(content, style, init, **kwargs, channels_last=False)
     x0 = _unit(init)
-    for option in ({"batch_size": 3}, {"channels_last": True}, {"precision": "bf16"}):
-        other = style_transfer(content, style, init, **kwargs, **option)
+    for option in ({"batch_size": 3}, {}, {"precision": "bf16"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on some CPUs
+            other = style_transfer(content, style, init, **kwargs, **option)
         # Round-off can flip the update only where the gradient is ~0: a few pixels move
         # by a different multiple of 0.0754 / 3; all others agree to float precision.
         changed = np.abs(other - exact) > 1e-3
@@ -167,3 +172,38 @@ def test_bad_requests_are_one_line_errors(net, stacks, change, message) -> None:
     with pytest.raises(FaketError, match=message) as info:
         style_transfer(**arrays, weights=net, device="cpu", **options)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_mixed_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native) -> None:
+    from faket.style import _precision
+
+    monkeypatch.setattr(_precision, "cpu_has_native_bf16", lambda: native)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert _precision.resolve_precision("mixed", cpu) == ("bf16" if native else "fp32")
+    assert _precision.resolve_precision("mixed", cuda) == "fp16"
+    if native:
+        assert _precision.resolve_precision("bf16", cpu) == "bf16"
+    else:
+        # Emulated bf16 still runs when asked for, but says it is slow.
+        monkeypatch.setattr(_precision, "_warn_slow_bf16", _precision._warn_slow_bf16.__wrapped__)
+        with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+            assert _precision.resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(FaketError, match="needs a GPU"):
+        _precision.resolve_precision("fp16", cpu)
+
+
+def test_adam_equals_torch_optim_adam_bit_for_bit() -> None:
+    from faket.style.transfer import Adam
+
+    generator = torch.Generator().manual_seed(3)
+    start = torch.rand(2, 3, 8, 8, generator=generator)
+    grads = [torch.randn(2, 3, 8, 8, generator=generator) for _ in range(4)]
+    ours, theirs = start.clone(), start.clone()
+    optimiser, reference = Adam(ours, lr=0.15), torch.optim.Adam([theirs], lr=0.15)
+    for grad in grads:
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        optimiser.step()
+        reference.step()
+        assert torch.equal(ours, theirs)
+    assert not torch.equal(ours, start)

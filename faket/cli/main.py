@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -39,43 +40,52 @@ def _root(
     """faket: synthetic cryo-ET training data, fast."""
 
 
-def _register_commands() -> None:
-    # One module per command (or command group); each adds itself to ``app``.
-    from faket.cli import (
-        config,
-        evaluate,
-        info,
-        microscope,
-        noise,
-        phantom,
-        project,
-        reconstruct,
-        run,
-        style,
-    )
-
-    for module in (
-        info,
-        project,
-        reconstruct,
-        noise,
-        style,
-        phantom,
-        microscope,
-        config,
-        run,
-        evaluate,
-    ):
-        module.register(app)
+#: Each top-level command and the module of :mod:`faket.cli` that adds it to ``app``.
+COMMAND_MODULES = {
+    "info": "info",
+    "project": "project",
+    "reconstruct": "reconstruct",
+    "noise": "noise",
+    "style": "style",
+    "phantom": "phantom",
+    "microscope": "microscope",
+    "config": "config",
+    "run": "run",
+    "demo": "run",
+    "evaluate": "evaluate",
+    "train": "evaluate",
+    "segment": "evaluate",
+    "locate": "evaluate",
+    "experiment": "evaluate",
+}
+_registered: set[str] = set()
 
 
-_register_commands()
+def register_commands(argv: list[str] | None = None) -> typer.Typer:
+    """Add the command modules ``argv`` needs to ``app`` (all of them without ``argv``).
+
+    Importing a command's module imports its part of the library (torch, pandas, scipy,
+    gemmi...). Only the invoked command's module is imported, which halves the start-up
+    of e.g. ``faket style``; the overview (``faket --help``) imports them all.
+    """
+    words = [arg for arg in (argv or []) if not arg.startswith("-")]
+    if argv is not None and words and words[0] in COMMAND_MODULES:
+        wanted = [COMMAND_MODULES[words[0]]]
+    else:
+        wanted = list(dict.fromkeys(COMMAND_MODULES.values()))
+    for name in wanted:
+        if name not in _registered:
+            importlib.import_module(f"faket.cli.{name}").register(app)
+            _registered.add(name)
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; user errors print one line and exit with status 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="faket")
+        register_commands(args)
+        app(args=args, prog_name="faket")
     except FaketError as error:
         typer.echo(f"faket: error: {error}", err=True)
         sys.exit(2)

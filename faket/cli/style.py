@@ -48,7 +48,8 @@ def style_command(
     channels_last: bool | None = typer.Option(
         None,
         "--channels-last/--no-channels-last",
-        help="Faster memory layout [default: on, except fp32 on the CPU (exact results)].",
+        help="Faster memory layout [default: on, except on Apple MPS]; "
+        "--no-channels-last repeats the paper's code's float32 arithmetic exactly.",
     ),
     style_cache: Path | None = typer.Option(
         None,

@@ -5,27 +5,21 @@ volume (as in training, so the network's zero padding sits where it did there); 
 voxel takes its scores from the patch whose centre is nearest, so with a margin
 ``m`` each voxel more than ``m`` voxels from the volume border has at least ``m``
 voxels of context on every side. Clustering groups the particle voxels with
-scikit-learn's mean shift (each class with its own bandwidth, then non-maximum
-suppression across classes; or all classes together, each cluster taking its most
-frequent class, as DeepFinder does) and keeps clusters of at least a minimum size.
+mean shift (:mod:`faket.evaluation.clustering`).
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 from torch import nn
 
 from faket.device import chunk_size, memory_budget, select_device
 from faket.errors import FaketError
+from faket.evaluation.clustering import cluster
 from faket.evaluation.network import SIZE_MULTIPLE, TrainedModel, place_network
 from faket.evaluation.targets import label_dtype
-from faket.io import COLUMNS
 from faket.progress import progress as progress_bar
 
 
@@ -161,126 +155,6 @@ def _owned(origin, grids) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
         target.append(slice(low, high))
         source.append(slice(low - start, high - start))
     return tuple(target), tuple(source)
-
-
-def cluster(
-    labels: np.ndarray,
-    class_names: Sequence[str],
-    *,
-    bandwidth: float | dict[str, float] = 4.0,
-    min_cluster_size: int | dict[str, int] = 1,
-    mode: str = "per_class",
-    suppress: bool = True,
-    max_fraction: float = 0.25,
-) -> pd.DataFrame:
-    """Particles from a label volume by mean-shift clustering.
-
-    Parameters
-    ----------
-    labels : array, shape (Z, Y, X)
-        Class per voxel, 0 = background, ``k`` = ``class_names[k - 1]``.
-    class_names : names of labels 1..N.
-    bandwidth : mean-shift bandwidth (voxels), one value or per class.
-    min_cluster_size : clusters with fewer voxels are dropped, one value or per class.
-    mode : ``per_class`` clusters each class's voxels on its own with its bandwidth;
-        ``joint`` (the original DeepFinder) clusters all particle voxels together with
-        the median bandwidth and gives each cluster its most frequent class.
-    suppress : in ``per_class`` mode, drop a cluster whose centre lies within the
-        bandwidth of a larger cluster's class from that cluster's centre, so a particle
-        whose voxels carry two classes yields one particle (the larger part's class).
-    max_fraction : a class (or, in ``joint`` mode, all particle voxels) covering more
-        than this fraction of the volume is a failed segmentation (an untrained
-        network): it is skipped with a warning instead of costing minutes.
-
-    Before clustering, connected specks smaller than their class's minimum cluster size
-    are removed: they could only form clusters that the threshold drops, and noisy
-    segmentations have tens of thousands of them.
-
-    Returns
-    -------
-    DataFrame
-        :data:`faket.io.COLUMNS` (angles 0; coordinates are cluster centroids in voxels
-        of ``labels``) plus ``cluster_size`` (voxels); largest clusters first.
-    """
-    if mode not in ("per_class", "joint"):
-        raise FaketError(f"unknown clustering mode {mode!r}; use per_class or joint")
-    names = list(class_names)
-    widths = {n: float(bandwidth[n] if isinstance(bandwidth, dict) else bandwidth) for n in names}
-    minima = {
-        n: int(min_cluster_size[n] if isinstance(min_cluster_size, dict) else min_cluster_size)
-        for n in names
-    }
-    if mode == "per_class":
-        groups = [((k + 1,), widths[n]) for k, n in enumerate(names)]
-    else:
-        groups = [(tuple(range(1, len(names) + 1)), float(np.median(list(widths.values()))))]
-    rows = []
-    for group, width in groups:
-        smallest = min(minima[names[k - 1]] for k in group)
-        voxels = _voxels(labels, group, smallest, max_fraction)
-        for label, size, centre in _mean_shift(labels, voxels, width):
-            if size >= minima[names[label - 1]]:
-                rows.append((names[label - 1], *centre[::-1], 0.0, 0.0, 0.0, size))
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "cluster_size"])
-    table = table.sort_values("cluster_size", ascending=False, kind="stable")
-    table = table.reset_index(drop=True)
-    if mode == "per_class" and suppress:
-        table = _suppress(table, widths)
-    return table
-
-
-def _voxels(labels: np.ndarray, group: tuple[int, ...], min_size: int, max_fraction: float):
-    """``(n, 3)`` coordinates of the group's voxels outside specks smaller than
-    ``min_size``; none if the group floods more than ``max_fraction`` of the volume."""
-    mask = np.isin(labels, group)
-    if mask.mean() > max_fraction:
-        warnings.warn(
-            f"labels {group} cover {mask.mean():.0%} of the volume: not a particle "
-            "segmentation, skipped (is the network trained?)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return np.zeros((0, 3), dtype=np.int64)
-    if min_size > 1:
-        components, _ = ndimage.label(mask)
-        sizes = np.bincount(components.ravel())
-        sizes[0] = 0
-        mask = sizes[components] >= min_size
-    return np.argwhere(mask)
-
-
-def _mean_shift(labels: np.ndarray, voxels: np.ndarray, width: float):
-    """``(majority label, size, centroid zyx)`` of each mean-shift cluster of ``voxels``
-    (``(n, 3)`` coordinates into ``labels``)."""
-    from sklearn.cluster import MeanShift
-
-    if len(voxels) == 0:
-        return []
-    with warnings.catch_warnings():
-        # Sparse voxels make sklearn fall back from bin seeding to point seeds (it warns).
-        warnings.simplefilter("ignore", UserWarning)
-        found = MeanShift(bandwidth=max(width, 0.5), bin_seeding=True, n_jobs=1).fit_predict(voxels)
-    classes = labels[tuple(voxels.T)].astype(np.int64)
-    out = []
-    for index in np.unique(found):
-        members = found == index
-        label = int(np.bincount(classes[members]).argmax())
-        out.append((label, int(members.sum()), voxels[members].mean(axis=0)))
-    return out
-
-
-def _suppress(table: pd.DataFrame, widths: dict[str, float]) -> pd.DataFrame:
-    """Greedy non-maximum suppression: largest clusters first."""
-    centres = table[["z", "y", "x"]].to_numpy(np.float64)
-    reach = table["class_name"].map(widths).to_numpy(np.float64)
-    kept: list[int] = []
-    for index in range(len(table)):
-        if kept:
-            distance = np.linalg.norm(centres[kept] - centres[index], axis=1)
-            if np.any(distance < reach[kept]):
-                continue
-        kept.append(index)
-    return table.iloc[kept].reset_index(drop=True)
 
 
 def default_cluster_settings(

@@ -4,6 +4,8 @@ All writers are atomic (see :mod:`faket.io.atomic`), and all user-facing problem
 :class:`faket.errors.FaketError` with a one-line message that names the file.
 """
 
+import importlib
+
 from faket.io.angles import check_angle_count, read_tlt, tilt_range, write_tlt
 from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
 from faket.io.mrc import (
@@ -15,19 +17,31 @@ from faket.io.mrc import (
     read_mrc,
     write_mrc,
 )
-from faket.io.particles import (
-    COLUMNS,
-    read_particles,
-    read_particles_csv,
-    read_particles_star,
-    read_shrec_particles,
-    relion_to_zxz,
-    validate_particles,
-    write_particles_csv,
-    write_particles_star,
-    write_shrec_particles,
-    zxz_to_relion,
+
+# Particle lists need pandas, starfile and scipy (~1.5 s to import): loaded on first use,
+# so commands that only read and write MRC files start faster.
+_PARTICLE_NAMES = (
+    "COLUMNS",
+    "read_particles",
+    "read_particles_csv",
+    "read_particles_star",
+    "read_shrec_particles",
+    "relion_to_zxz",
+    "validate_particles",
+    "write_particles_csv",
+    "write_particles_star",
+    "write_shrec_particles",
+    "zxz_to_relion",
 )
+
+
+def __getattr__(name: str):
+    if name in _PARTICLE_NAMES:
+        value = getattr(importlib.import_module("faket.io.particles"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COLUMNS",

@@ -18,7 +18,7 @@ from faket.device import chunk_size, memory_budget, select_device
 from faket.errors import FaketError
 from faket.io import atomic_path
 from faket.progress import progress as progress_bar
-from faket.style._precision import check_precision, fp32_mode, reduced_dtype
+from faket.style._precision import fp32_mode, reduced_dtype
 from faket.style.losses import gram_matrix
 from faket.style.settings import (
     TransferSettings,
@@ -159,8 +159,9 @@ def _resolve_net(weights, settings: TransferSettings, device, seed) -> VGG19Feat
         )
     layout = settings.channels_last
     if layout is None:
-        exact = device.type == "cpu" and check_precision(settings.precision) == "fp32"
-        layout = not exact and device.type != "mps"
+        # Channels-last is 1.2-1.5x faster on CPUs (oneDNN's blocked kernels) and GPUs, but
+        # not reliably on Apple's MPS.
+        layout = device.type != "mps"
     if net.channels_last != layout:
         net.set_channels_last(layout)
     return net

@@ -23,21 +23,25 @@ output by the mean of three such moves. The channels therefore must stay separat
 during the optimisation: their gradients differ through conv1_1 and the per-channel
 ImageNet statistics.
 
-Exactness: with the defaults on a CPU the arithmetic is the paper's code's, operation
-for operation (NCHW layout, one tilt per step, normalise-then-convolve, float32
-min-max scaling), and on the same machine and thread count the outputs match its
-float32 results to ~1e-5 (tested against golden outputs). That matters more than it
-seems: one step moves each pixel by a full +-0.0754 whatever the size of its gradient,
-so round-off flips the update of the few pixels whose gradient is ~0, and further
-iterations spread such flips over the image. Batching tilts, channels-last layout,
-thread count or other hardware change only round-off, and the 1-iteration output only
-at such pixels (~0.003-0.05% of them).
+Exactness: with ``channels_last=False`` on a CPU the arithmetic is the paper's code's,
+operation for operation (NCHW layout, one tilt per step, normalise-then-convolve,
+float32 min-max scaling), and on the same machine and thread count the outputs match
+its float32 results to ~1e-5 (tested against golden outputs). The default layout is
+channels-last (1.2-1.5x faster on a CPU), which changes only float round-off: the loss
+values agree to ~1e-6 relative and the golden outputs are met to the same bounds. Why
+round-off matters at all: one step moves each pixel by a full +-0.0754 whatever the
+size of its gradient, so round-off flips the update of the few pixels whose gradient is
+~0, and further iterations spread such flips over the image. Batching tilts, layout,
+thread count or other hardware change the 1-iteration output only at such pixels
+(~0.003-0.05% of them).
 
 Precision: ``fp32`` (default; TF32 switched off on NVIDIA GPUs), ``tf32`` (NVIDIA only),
 ``bf16`` or ``fp16`` (autocast for VGG layers from ``reduced_from`` = conv3_1 on; the
 content path, Gram matrices, losses, Adam and the iterate stay float32), or ``mixed``
-(bf16 on the CPU, fp16 on GPUs). bf16 changes the update direction at ~0.05% of pixels
-(benchmark script) and makes a CPU with AVX-512 BF16 about 1.6x faster.
+(bf16 on a CPU with native bfloat16, else fp32; fp16 on GPUs). bf16 changes the update
+direction at ~0.05% of pixels (benchmark script) and makes a CPU with AVX-512 BF16 about
+1.6x faster; on CPUs without it (AVX2 only) bfloat16 is emulated and ~10x slower, so
+``mixed`` uses fp32 there and an explicit ``bf16`` warns.
 """
 
 from __future__ import annotations
@@ -93,13 +97,42 @@ class _Ema:
         return self.value / (1 - self.weight)
 
 
+class Adam:
+    """Adam (Kingma & Ba 2015) on one tensor, betas 0.9/0.999, no weight decay.
+
+    The arithmetic of ``torch.optim.Adam``'s single-tensor path (PyTorch's default on
+    the CPU) operation for operation, so results equal it bit for bit. It is written out
+    because ``torch.optim`` imports TorchDynamo on first use, ~3 s of every command's
+    start-up.
+    """
+
+    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps=1e-8) -> None:
+        self.param, self.lr, self.eps = param, lr, eps
+        self.beta1, self.beta2 = betas
+        self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Update ``param`` in place from ``param.grad``."""
+        grad = self.param.grad
+        self.steps += 1
+        self.exp_avg.lerp_(grad, 1 - self.beta1)
+        self.exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+        bias_correction1 = 1 - self.beta1 ** float(self.steps)
+        bias_correction2_sqrt = (1 - self.beta2 ** float(self.steps)) ** 0.5
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+        self.param.addcdiv_(self.exp_avg, denom, value=-self.lr / bias_correction1)
+
+
 def _optimise(net, image0, content_targets, style_targets, settings, device) -> torch.Tensor:
     """Adam on the three-channel iterate from ``image0`` (B, 3, H, W); returns the EMA."""
     content_weights, style_weights = settings.layer_weights()
     layers = sorted(set(settings.content_layers + settings.style_layers))
     image = image0.clone().requires_grad_(True)
     ema = _Ema(image0.detach().clone(), settings.ema_decay)
-    optimiser = torch.optim.Adam([image], lr=settings.step_size)
+    optimiser = Adam(image, lr=settings.step_size)
     for _ in range(settings.iterations):
         feats = _forward(net, image, layers, device, settings)
         loss = total_loss(
@@ -112,7 +145,7 @@ def _optimise(net, image0, content_targets, style_targets, settings, device) -> 
             tv_weight=settings.tv_weight,
             eps=settings.eps,
         ).sum()
-        optimiser.zero_grad(set_to_none=True)
+        image.grad = None
         loss.backward()
         optimiser.step()
         with torch.no_grad():

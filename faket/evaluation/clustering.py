@@ -1,0 +1,180 @@
+"""Particles from a label volume: mean-shift clustering of the labelled voxels.
+
+Each class's voxels are clustered with scikit-learn's mean shift (flat kernel, its own
+bandwidth), then non-maximum suppression across classes removes a particle counted
+twice; or all classes are clustered together, each cluster taking its most frequent
+class, as DeepFinder does.
+
+Speed: mean shift over all voxels of a SHREC-sized tomogram (~10^6 voxels, 1,500
+particles) takes many minutes, most of it in neighbour searches between voxels that
+are far apart. Mean shift with a flat kernel of radius ``h`` only ever averages
+voxels within ``h`` of each other, so voxels are first split into groups of connected
+components whose bounding boxes come closer than ``h``, and each group is clustered on
+its own. The result equals whole-volume mean shift except where a mode, or a cluster
+centre, of one group lies within ``h`` of a voxel, or a centre, of another group,
+which needs particles almost touching.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
+from scipy.spatial import cKDTree
+
+from faket.errors import FaketError
+from faket.io import COLUMNS
+
+__all__ = ["cluster"]
+
+
+def cluster(
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    bandwidth: float | dict[str, float] = 4.0,
+    min_cluster_size: int | dict[str, int] = 1,
+    mode: str = "per_class",
+    suppress: bool = True,
+    max_fraction: float = 0.25,
+) -> pd.DataFrame:
+    """Particles from a label volume by mean-shift clustering.
+
+    Parameters
+    ----------
+    labels : array, shape (Z, Y, X)
+        Class per voxel, 0 = background, ``k`` = ``class_names[k - 1]``.
+    class_names : names of labels 1..N.
+    bandwidth : mean-shift bandwidth (voxels), one value or per class.
+    min_cluster_size : clusters with fewer voxels are dropped, one value or per class.
+    mode : ``per_class`` clusters each class's voxels on its own with its bandwidth;
+        ``joint`` (the original DeepFinder) clusters all particle voxels together with
+        the median bandwidth and gives each cluster its most frequent class.
+    suppress : in ``per_class`` mode, drop a cluster whose centre lies within the
+        bandwidth of a larger cluster's class from that cluster's centre, so a particle
+        whose voxels carry two classes yields one particle (the larger part's class).
+    max_fraction : a class (or, in ``joint`` mode, all particle voxels) covering more
+        than this fraction of the volume is a failed segmentation (an untrained
+        network): it is skipped with a warning instead of costing minutes.
+
+    Before clustering, connected specks smaller than their class's minimum cluster size
+    are removed: they could only form clusters that the threshold drops, and noisy
+    segmentations have tens of thousands of them.
+
+    Returns
+    -------
+    DataFrame
+        :data:`faket.io.COLUMNS` (angles 0; coordinates are cluster centroids in voxels
+        of ``labels``) plus ``cluster_size`` (voxels); largest clusters first.
+    """
+    if mode not in ("per_class", "joint"):
+        raise FaketError(f"unknown clustering mode {mode!r}; use per_class or joint")
+    names = list(class_names)
+    widths = {n: float(bandwidth[n] if isinstance(bandwidth, dict) else bandwidth) for n in names}
+    minima = {
+        n: int(min_cluster_size[n] if isinstance(min_cluster_size, dict) else min_cluster_size)
+        for n in names
+    }
+    if mode == "per_class":
+        groups = [((k + 1,), widths[n]) for k, n in enumerate(names)]
+    else:
+        groups = [(tuple(range(1, len(names) + 1)), float(np.median(list(widths.values()))))]
+    rows = []
+    for group, width in groups:
+        smallest = min(minima[names[k - 1]] for k in group)
+        voxels, owner = _voxels(labels, group, smallest, max_fraction)
+        for label, size, centre in _mean_shift(labels, voxels, owner, width):
+            if size >= minima[names[label - 1]]:
+                rows.append((names[label - 1], *centre[::-1], 0.0, 0.0, 0.0, size))
+    table = pd.DataFrame(rows, columns=[*COLUMNS, "cluster_size"])
+    table = table.sort_values("cluster_size", ascending=False, kind="stable")
+    table = table.reset_index(drop=True)
+    if mode == "per_class" and suppress:
+        table = _suppress(table, widths)
+    return table
+
+
+def _voxels(labels: np.ndarray, group: tuple[int, ...], min_size: int, max_fraction: float):
+    """Coordinates ``(n, 3)`` of the group's voxels outside specks smaller than
+    ``min_size``, and the connected component ``(n,)`` of each; none if the group floods
+    more than ``max_fraction`` of the volume."""
+    mask = np.isin(labels, group)
+    if mask.mean() > max_fraction:
+        warnings.warn(
+            f"labels {group} cover {mask.mean():.0%} of the volume: not a particle "
+            "segmentation, skipped (is the network trained?)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    components, _ = ndimage.label(mask)
+    voxels = np.argwhere(mask)
+    owner = components[tuple(voxels.T)]
+    if min_size > 1:
+        keep = np.bincount(owner)[owner] >= min_size
+        voxels, owner = voxels[keep], owner[keep]
+    return voxels, owner
+
+
+def _close_groups(voxels: np.ndarray, owner: np.ndarray, width: float) -> Iterator[np.ndarray]:
+    """Indices into ``voxels`` of each group of components whose bounding boxes come
+    within ``width`` of each other (transitively); no voxel of a group is within
+    ``width`` of a voxel of another group."""
+    ids, owner = np.unique(owner, return_inverse=True)
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(len(ids)))
+    low = np.minimum.reduceat(voxels[order], starts).astype(np.float64)
+    high = np.maximum.reduceat(voxels[order], starts).astype(np.float64)
+    centre, half = (low + high) / 2, np.linalg.norm(high - low, axis=1) / 2
+    # Candidate pairs by box centres, then the exact box-to-box gap decides.
+    pairs = cKDTree(centre).query_pairs(width + 2 * half.max(), output_type="ndarray")
+    a, b = pairs.T if len(pairs) else (np.zeros(0, int), np.zeros(0, int))
+    gap = np.maximum(0, np.maximum(low[a] - high[b], low[b] - high[a]))
+    close = np.linalg.norm(gap, axis=1) < width
+    graph = sparse.coo_matrix((np.ones(close.sum()), (a[close], b[close])), (len(ids),) * 2)
+    _, group_of = csgraph.connected_components(graph, directed=False)
+    voxel_group = group_of[owner]
+    by_group = np.argsort(voxel_group, kind="stable")
+    bounds = np.searchsorted(voxel_group[by_group], np.arange(1, group_of.max() + 1))
+    yield from np.split(by_group, bounds)
+
+
+def _mean_shift(labels: np.ndarray, voxels: np.ndarray, owner: np.ndarray, width: float):
+    """``(majority label, size, centroid zyx)`` of each mean-shift cluster of ``voxels``
+    (``(n, 3)`` coordinates into ``labels``; ``owner``: their connected components)."""
+    from sklearn.cluster import MeanShift
+
+    if len(voxels) == 0:
+        return []
+    width = max(width, 0.5)
+    classes = labels[tuple(voxels.T)].astype(np.int64)
+    out = []
+    for members in _close_groups(voxels, owner, width):
+        points = voxels[members]
+        with warnings.catch_warnings():
+            # Sparse voxels make sklearn fall back from bin seeding to point seeds (it warns).
+            warnings.simplefilter("ignore", UserWarning)
+            found = MeanShift(bandwidth=width, bin_seeding=True, n_jobs=1).fit_predict(points)
+        for index in np.unique(found):
+            mine = found == index
+            label = int(np.bincount(classes[members][mine]).argmax())
+            out.append((label, int(mine.sum()), points[mine].mean(axis=0)))
+    return out
+
+
+def _suppress(table: pd.DataFrame, widths: dict[str, float]) -> pd.DataFrame:
+    """Greedy non-maximum suppression: largest clusters first."""
+    centres = table[["z", "y", "x"]].to_numpy(np.float64)
+    reach = table["class_name"].map(widths).to_numpy(np.float64)
+    kept: list[int] = []
+    for index in range(len(table)):
+        if kept:
+            distance = np.linalg.norm(centres[kept] - centres[index], axis=1)
+            if np.any(distance < reach[kept]):
+                continue
+        kept.append(index)
+    return table.iloc[kept].reset_index(drop=True)

@@ -1,0 +1,54 @@
+"""Grouping of voxels before mean shift: never splits what mean shift could join."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial.distance import cdist
+from sklearn.cluster import MeanShift
+
+from faket.evaluation.clustering import _close_groups, _mean_shift
+
+
+def _random_blobs(seed: int, shape=(24, 40, 40), n=14) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.int64)
+    z, y, x = np.indices(shape)
+    for _ in range(n):
+        centre = rng.uniform(0, shape)
+        radius = rng.uniform(1.0, 3.5)
+        labels[(z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius**2] = 1
+    return labels
+
+
+def test_groups_are_farther_apart_than_the_bandwidth() -> None:
+    for seed in range(3):
+        labels = _random_blobs(seed)
+        components, _ = ndimage.label(labels)
+        voxels = np.argwhere(labels)
+        owner = components[tuple(voxels.T)]
+        width = 3.0
+        groups = list(_close_groups(voxels, owner, width))
+        assert np.array_equal(np.sort(np.concatenate(groups)), np.arange(len(voxels)))
+        assert len(groups) > 1
+        for i, a in enumerate(groups):
+            for b in groups[i + 1 :]:
+                # Every component lies in exactly one group, far from all other groups.
+                assert not set(owner[a]) & set(owner[b])
+                assert cdist(voxels[a], voxels[b]).min() >= width
+
+
+def test_grouped_mean_shift_equals_whole_volume_mean_shift() -> None:
+    labels = _random_blobs(7)
+    components, _ = ndimage.label(labels)
+    voxels = np.argwhere(labels)
+    owner = components[tuple(voxels.T)]
+    width = 2.5
+    clusters = _mean_shift(labels, voxels, owner, width)
+    grouped = sorted((size, tuple(np.round(centre, 6))) for _, size, centre in clusters)
+    found = MeanShift(bandwidth=width, bin_seeding=True, n_jobs=1).fit_predict(voxels)
+    whole = sorted(
+        (int((found == k).sum()), tuple(np.round(voxels[found == k].mean(axis=0), 6)))
+        for k in np.unique(found)
+    )
+    assert grouped == whole
