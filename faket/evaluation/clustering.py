@@ -1,18 +1,21 @@
 """Particles from a label volume: mean-shift clustering of the labelled voxels.
 
-Each class's voxels are clustered with scikit-learn's mean shift (flat kernel, its own
-bandwidth), then non-maximum suppression across classes removes a particle counted
-twice; or all classes are clustered together, each cluster taking its most frequent
-class, as DeepFinder does.
+Each class's voxels are clustered by mean shift (flat kernel, the class's bandwidth),
+then non-maximum suppression across classes removes a particle counted twice; or all
+classes are clustered together, each cluster taking its most frequent class, as
+DeepFinder does.
 
-Speed: mean shift over all voxels of a SHREC-sized tomogram (~10^6 voxels, 1,500
-particles) takes many minutes, most of it in neighbour searches between voxels that
-are far apart. Mean shift with a flat kernel of radius ``h`` only ever averages
-voxels within ``h`` of each other, so voxels are first split into groups of connected
-components whose bounding boxes come closer than ``h``, and each group is clustered on
-its own. The result equals whole-volume mean shift except where a mode, or a cluster
-centre, of one group lies within ``h`` of a voxel, or a centre, of another group,
-which needs particles almost touching.
+The mean shift is scikit-learn's ``MeanShift(bin_seeding=True)`` algorithm, step for
+step (seeds on a grid of bandwidth-sized bins, flat-kernel means until a shift below
+1e-3 bandwidths, modes merged within a bandwidth in order of decreasing window
+population, voxels assigned to the nearest mode; the tests compare the two), written
+with array operations because scikit-learn's loop costs ~1 ms of Python per seed and
+step: 5 minutes for the 1,500 particles of a SHREC-sized tomogram. Two more savings:
+a flat kernel of radius ``h`` only averages voxels within ``h`` of each other, so the
+voxels are first split into groups of connected components whose bounding boxes come
+closer than ``h``, and each group is clustered on its own with dense distances. The
+result equals whole-volume mean shift except where a mode of one group lies within
+``h`` of a voxel or a mode of another, which needs particles almost touching.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
 
 from faket.errors import FaketError
 from faket.io import COLUMNS
@@ -146,24 +150,71 @@ def _close_groups(voxels: np.ndarray, owner: np.ndarray, width: float) -> Iterat
 def _mean_shift(labels: np.ndarray, voxels: np.ndarray, owner: np.ndarray, width: float):
     """``(majority label, size, centroid zyx)`` of each mean-shift cluster of ``voxels``
     (``(n, 3)`` coordinates into ``labels``; ``owner``: their connected components)."""
-    from sklearn.cluster import MeanShift
-
     if len(voxels) == 0:
         return []
     width = max(width, 0.5)
     classes = labels[tuple(voxels.T)].astype(np.int64)
     out = []
     for members in _close_groups(voxels, owner, width):
-        points = voxels[members]
-        with warnings.catch_warnings():
-            # Sparse voxels make sklearn fall back from bin seeding to point seeds (it warns).
-            warnings.simplefilter("ignore", UserWarning)
-            found = MeanShift(bandwidth=width, bin_seeding=True, n_jobs=1).fit_predict(points)
-        for index in np.unique(found):
-            mine = found == index
+        points = voxels[members].astype(np.float64)
+        nearest = _assign(points, _modes(points, width))
+        for index in np.unique(nearest):
+            mine = nearest == index
             label = int(np.bincount(classes[members][mine]).argmax())
             out.append((label, int(mine.sum()), points[mine].mean(axis=0)))
     return out
+
+
+def _bin_seeds(points: np.ndarray, width: float) -> np.ndarray:
+    """Centres of the ``width``-sized bins that hold points (all points if every bin
+    holds just one), as scikit-learn's ``get_bin_seeds`` computes them."""
+    bins = np.unique(np.round(points / width), axis=0).astype(np.float32)
+    if len(bins) == len(points):
+        return points
+    return (bins * np.float32(width)).astype(np.float64)
+
+
+def _modes(points: np.ndarray, width: float, max_iter: int = 300) -> np.ndarray:
+    """Distinct modes of flat-kernel mean shift from bin seeds, most populated first."""
+    means = _bin_seeds(points, width)
+    sizes = np.zeros(len(means), dtype=np.int64)
+    active = np.arange(len(means))
+    # Seeds per step, so that the distance matrix stays under ~128 MB.
+    step = max(1, (1 << 24) // len(points))
+    for iteration in range(max_iter + 1):
+        if len(active) == 0:
+            break
+        still = []
+        for chunk in np.array_split(active, -(-len(active) // step)):
+            within = cdist(means[chunk], points, "sqeuclidean") <= width * width
+            counts = within.sum(axis=1)
+            found = counts > 0  # an empty window stops its seed, which then counts for nothing
+            new = (within[found] @ points) / counts[found, None]
+            shift = np.linalg.norm(new - means[chunk[found]], axis=1)
+            means[chunk[found]], sizes[chunk] = new, counts
+            moving = shift > 1e-3 * width
+            still.append(chunk[found][moving] if iteration < max_iter else chunk[:0])
+        active = np.concatenate(still)
+    return _merge_modes(means[sizes > 0], sizes[sizes > 0], width)
+
+
+def _merge_modes(modes: np.ndarray, sizes: np.ndarray, width: float) -> np.ndarray:
+    """Keep each mode unless a more populated kept one lies within ``width`` of it."""
+    population = {tuple(mode): int(size) for mode, size in zip(modes, sizes, strict=True)}
+    ranked = sorted(population.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    candidates = np.array([mode for mode, _ in ranked])
+    unique = np.ones(len(candidates), dtype=bool)
+    for index in range(len(candidates)):
+        if unique[index]:
+            near = cdist(candidates[index : index + 1], candidates)[0] <= width
+            unique[near] = False
+            unique[index] = True
+    return candidates[unique]
+
+
+def _assign(points: np.ndarray, modes: np.ndarray) -> np.ndarray:
+    """Index of the nearest mode of each point."""
+    return cdist(points, modes, "sqeuclidean").argmin(axis=1)
 
 
 def _suppress(table: pd.DataFrame, widths: dict[str, float]) -> pd.DataFrame:
