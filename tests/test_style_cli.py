@@ -184,3 +184,28 @@ def test_parse_tilts() -> None:
     for bad in ("3:9", "a:b", "2,2", "5", "1:1", "0:4:0"):
         with pytest.raises(FaketError):
             parse_tilts(bad, 5)
+
+
+def test_emulated_bf16_warns_in_one_line(inputs, tmp_path: Path, capsys, monkeypatch) -> None:
+    from faket.style import _precision
+
+    monkeypatch.setattr(_precision, "cpu_has_native_bf16", lambda: False)
+    output = tmp_path / "bf16.mrc"
+    status, err = _run(
+        capsys,
+        inputs["content"],
+        inputs["style"],
+        "--init",
+        inputs["init"],
+        "-o",
+        output,
+        "--weights",
+        "random",
+        "--precision",
+        "bf16",
+        "--tilts",
+        "0",
+    )
+    assert status == 0 and output.exists()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("faket: warning: this CPU has no native")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -80,12 +81,19 @@ def register_commands(argv: list[str] | None = None) -> typer.Typer:
     return app
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # One line for the user, not the library's source line.
+    typer.echo(f"faket: warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; user errors print one line and exit with status 2."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        register_commands(args)
-        app(args=args, prog_name="faket")
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            register_commands(args)
+            app(args=args, prog_name="faket")
     except FaketError as error:
         typer.echo(f"faket: error: {error}", err=True)
         sys.exit(2)

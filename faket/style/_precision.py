@@ -49,15 +49,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision actually used on ``device``; impossible combinations are errors.
 
     ``mixed`` means bf16 on a CPU with native bfloat16, fp32 on other CPUs, and fp16 on
-    GPUs. An explicit ``bf16`` on a CPU without native bfloat16 runs, with a warning.
+    GPUs. An explicit ``bf16`` on a CPU without native bfloat16 runs (see
+    :func:`warn_if_emulated`).
     """
     name = check_precision(precision)
     if name == "mixed":
         if device.type == "cpu":
             return "bf16" if cpu_has_native_bf16() else "fp32"
         return "fp16"
-    if name == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        _warn_slow_bf16()
     if name == "tf32" and device.type != "cuda":
         raise FaketError("precision tf32 needs an NVIDIA GPU; use fp32 or bf16 on this device")
     if name == "fp16" and device.type == "cpu":
@@ -65,14 +64,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return name
 
 
-@cache
-def _warn_slow_bf16() -> None:
-    warnings.warn(
-        "this CPU has no native bfloat16 (AVX-512 BF16 or AMX): bf16 is emulated and about "
-        "10x slower than fp32 here; use --precision fp32 (or mixed, which picks fp32)",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+def warn_if_emulated(precision: str, device: torch.device) -> None:
+    """Warn when ``precision`` resolves to bf16 on a CPU that only emulates it."""
+    if resolve_precision(precision, device) == "bf16" and device.type == "cpu":
+        if not cpu_has_native_bf16():
+            warnings.warn(
+                "this CPU has no native bfloat16 (AVX-512 BF16 or AMX): bf16 is emulated and "
+                "about 10x slower than fp32 here; use --precision fp32 (or mixed, which "
+                "picks fp32)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
 def reduced_dtype(device: torch.device, precision: str) -> torch.dtype | None:

@@ -55,7 +55,7 @@ import torch
 from faket.device import select_device
 from faket.errors import FaketError
 from faket.progress import progress as progress_bar
-from faket.style._precision import fp32_mode, resolve_precision
+from faket.style._precision import fp32_mode, warn_if_emulated
 from faket.style.losses import total_loss
 from faket.style.reference import (
     StyleReference,
@@ -218,7 +218,7 @@ def _prepare(content, style, init, weights, settings, device, seed) -> _Job:
     _check_size(content.shape, settings)
     device = select_device(device)
     net = _resolve_net(weights, settings, device, seed)
-    resolve_precision(settings.precision, device)  # fails early on impossible precisions
+    warn_if_emulated(settings.precision, device)  # also fails early on impossible ones
     sizes = _scales(content.shape[1:], settings.min_scale, min_input_size(settings.last_layer))
     reference, style01 = None, None
     if isinstance(style, StyleReference):
