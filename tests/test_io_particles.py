@@ -256,3 +256,19 @@ def test_validate_particles_cleans_and_checks():
         validate_particles(EXPECTED.assign(class_name=["a", "b c", "d"]))
     with pytest.raises(FaketError, match="no class_name"):
         validate_particles(EXPECTED.assign(class_name=["a", None, "d"]))
+
+
+def test_faket_io_offers_every_particle_function_lazily():
+    import subprocess
+    import sys
+
+    import faket.io
+    import faket.io.particles
+
+    # The lazy name list in faket.io must follow the module's own export list.
+    assert set(faket.io._PARTICLE_NAMES) == set(faket.io.particles.__all__)
+    assert faket.io.read_particles is faket.io.particles.read_particles
+    # And reading MRC files does not import pandas.
+    code = "import sys, faket.io; print('pandas' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
