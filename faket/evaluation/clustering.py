@@ -106,7 +106,10 @@ def _voxels(labels: np.ndarray, group: tuple[int, ...], min_size: int, max_fract
     """Coordinates ``(n, 3)`` of the group's voxels outside specks smaller than
     ``min_size``, and the connected component ``(n,)`` of each; none if the group floods
     more than ``max_fraction`` of the volume."""
-    mask = np.isin(labels, group)
+    if len(group) == 1:
+        mask = labels == group[0]
+    else:
+        mask = np.isin(labels, group)
     if mask.mean() > max_fraction:
         warnings.warn(
             f"labels {group} cover {mask.mean():.0%} of the volume: not a particle "
