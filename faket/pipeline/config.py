@@ -79,7 +79,10 @@ class NSTSettings(_Strict):
     iterations: int = Field(1, ge=1, description="Adam iterations (paper: 1).")
     step_size: float = Field(0.15, gt=0, description="Adam step size (paper: 0.15).")
     precision: Literal["fp32", "tf32", "bf16", "fp16", "mixed"] = Field(
-        "fp32", description="Arithmetic on GPU: fp32 (exact), tf32, bf16, fp16 or mixed."
+        "fp32",
+        description="Arithmetic: fp32 (full float32), tf32 (NVIDIA), bf16 (GPUs and CPUs "
+        "with AVX-512 BF16/AMX), fp16 (GPU) or mixed (the fastest of these that suits the "
+        "device).",
     )
 
 
