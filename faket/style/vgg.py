@@ -117,6 +117,9 @@ class VGG19Features(nn.Module):
         Deepest layer index kept (torchvision numbering; 29 = relu5_1).
     pooling : {"max", "average", "l2"}
         Pooling layers' type.
+    device : torch.device or str, optional
+        Where the convolutions' parameters are created; ``"meta"`` skips their random
+        initialisation when weights will be loaded with ``load_state_dict(..., assign=True)``.
 
     Notes
     -----
@@ -125,7 +128,13 @@ class VGG19Features(nn.Module):
     ``features.*`` entries unchanged. Parameters never require gradients.
     """
 
-    def __init__(self, last_layer: int = 29, pooling: str = "max") -> None:
+    def __init__(
+        self,
+        last_layer: int = 29,
+        pooling: str = "max",
+        *,
+        device: torch.device | str | None = None,
+    ) -> None:
         super().__init__()
         _check_layer(last_layer)
         if pooling not in POOLINGS:
@@ -140,7 +149,9 @@ class VGG19Features(nn.Module):
             else:
                 # Replicate padding on the first convolution only, as the paper's code.
                 mode = "replicate" if not layers else "zeros"
-                layers.append(nn.Conv2d(channels, int(item), 3, padding=1, padding_mode=mode))
+                layers.append(
+                    nn.Conv2d(channels, int(item), 3, padding=1, padding_mode=mode, device=device)
+                )
                 layers.append(nn.ReLU())
                 channels = int(item)
         self.features = nn.Sequential(*layers[: last_layer + 1])

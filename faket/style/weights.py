@@ -289,8 +289,10 @@ def build_feature_net(
                 "pass one of those"
             )
         state, label = load_state_dict_file(spec, last_layer), f"file({Path(spec).name})"
-    net = VGG19Features(last_layer=last_layer, pooling=pooling)
-    net.load_state_dict(state)
+    # Parameters without storage, then the loaded tensors themselves: no random init
+    # of 20 million weights only to overwrite them (~0.15 s of every command's start-up).
+    net = VGG19Features(last_layer=last_layer, pooling=pooling, device="meta")
+    net.load_state_dict(state, assign=True)
     net.weights_id = f"{label}:{_digest(state)}"
     resolved = select_device(device)
     if resolved.type == "mps":
