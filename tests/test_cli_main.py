@@ -30,3 +30,12 @@ def test_a_command_imports_only_its_own_module() -> None:
     loaded = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert "faket.cli.info" in loaded
     assert not {"faket.cli.style", "faket.cli.evaluate", "faket.cli.microscope"} & set(loaded)
+
+
+def test_python_dash_m_faket_is_the_faket_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "faket", "--version"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.startswith("faket ")
+    bad = subprocess.run([sys.executable, "-m", "faket", "nosuch"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "No such command" in bad.stderr

@@ -1,0 +1,5 @@
+"""``python -m faket``: the same as the ``faket`` command."""
+
+from faket.cli import main
+
+main()
