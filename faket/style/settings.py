@@ -52,8 +52,9 @@ class TransferSettings:
     channels_last : bool or None
         Channels-last memory layout: 1.2-1.5x faster on CPUs (measured at 1024x1024 on
         an AVX2 CPU) and on GPUs, the same arithmetic up to float round-off. None
-        (default) = on, except on Apple MPS. False reproduces the paper's code's float32
-        operations exactly (NCHW): round-off differences flip the sign of near-zero
+        (default) = on, except on Apple MPS. False uses the paper's code's NCHW layout
+        and reproduces its float32 results to ~1e-5 on the same machine (see
+        :mod:`faket.style.transfer`): round-off differences flip the sign of near-zero
         gradients at a handful of pixels, and runs of several iterations amplify them.
     min_scale : int or None
         None: one scale at full resolution (paper). Otherwise start at this many pixels
