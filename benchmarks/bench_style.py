@@ -304,7 +304,7 @@ def main() -> None:
         skipped = [c for c in configs if c.startswith("bf16")]
         configs = [c for c in configs if c not in skipped]
         if skipped:
-            print(f"skipped {', '.join(skipped)}: this CPU has no native bfloat16", file=sys.stderr)
+            print(f"skipped {', '.join(skipped)}: this CPU has no fast bfloat16", file=sys.stderr)
     for size in args.sizes:
         for config in configs:
             command = [sys.executable, __file__, "--worker", config, str(size)]

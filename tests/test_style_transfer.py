@@ -187,7 +187,7 @@ def test_mixed_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native
     else:
         # Emulated bf16 still runs when asked for, but says it is slow.
         assert _precision.resolve_precision("bf16", cpu) == "bf16"
-        with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+        with pytest.warns(RuntimeWarning, match="no fast bfloat16"):
             _precision.warn_if_emulated("bf16", cpu)
     with pytest.raises(FaketError, match="needs a GPU"):
         _precision.resolve_precision("fp16", cpu)

@@ -34,9 +34,10 @@ def check_precision(precision: str) -> str:
 
 @cache
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 convolutions in hardware (AVX-512 BF16, AMX).
+    """Whether oneDNN has fast bfloat16 kernels on this CPU (AVX-512 and newer; native
+    bfloat16 arithmetic with AVX-512 BF16 or AMX).
 
-    Without it oneDNN emulates bfloat16, and a bf16 VGG pass is ~10x *slower* than fp32
+    Without them bfloat16 is emulated, and a bf16 VGG pass is ~10x *slower* than fp32
     (measured on an AVX2-only AMD EPYC: 10 vs 116 GFLOP/s per 3x3 convolution).
     """
     try:
@@ -69,9 +70,9 @@ def warn_if_emulated(precision: str, device: torch.device) -> None:
     if resolve_precision(precision, device) == "bf16" and device.type == "cpu":
         if not cpu_has_native_bf16():
             warnings.warn(
-                "this CPU has no native bfloat16 (AVX-512 BF16 or AMX): bf16 is emulated and "
-                "about 10x slower than fp32 here; use --precision fp32 (or mixed, which "
-                "picks fp32)",
+                "this CPU has no fast bfloat16 kernels (they need AVX-512; AVX-512 BF16 or "
+                "AMX for full speed): bf16 is emulated and about 10x slower than fp32 here; "
+                "use --precision fp32 (or mixed, which picks fp32)",
                 RuntimeWarning,
                 stacklevel=3,
             )
