@@ -44,11 +44,14 @@ def _run(capsys, *args: str) -> tuple[int, str]:
     return info.value.code, capsys.readouterr().err
 
 
+def _style_args(inputs, output: Path, *extra: str) -> list[str]:
+    """``faket style`` arguments for the standard inputs with random weights."""
+    files = [inputs["content"], inputs["style"], "--init", inputs["init"], "-o", output]
+    return [*map(str, files), "--weights", "random", *extra]
+
+
 def _cli(inputs, output: Path, *extra: str) -> None:
-    main(
-        ["style", str(inputs["content"]), str(inputs["style"]), "--init", str(inputs["init"])]
-        + ["-o", str(output), "--weights", "random", "--quiet", *extra]
-    )
+    main(["style", *_style_args(inputs, output, "--quiet", *extra)])
 
 
 def _library(inputs, **kwargs) -> np.ndarray:
@@ -114,17 +117,7 @@ def test_cli_missing_imagenet_weights(inputs, tmp_path, capsys, monkeypatch) -> 
 def test_existing_output_needs_overwrite(inputs, tmp_path, capsys) -> None:
     output = tmp_path / "exists.mrc"
     output.write_bytes(b"old")
-    code, err = _run(
-        capsys,
-        inputs["content"],
-        inputs["style"],
-        "--init",
-        inputs["init"],
-        "-o",
-        output,
-        "--weights",
-        "random",
-    )
+    code, err = _run(capsys, *_style_args(inputs, output))
     assert code == 2 and "--overwrite" in err
     assert output.read_bytes() == b"old"
 
@@ -191,21 +184,7 @@ def test_emulated_bf16_warns_in_one_line(inputs, tmp_path: Path, capsys, monkeyp
 
     monkeypatch.setattr(_precision, "cpu_has_native_bf16", lambda: False)
     output = tmp_path / "bf16.mrc"
-    status, err = _run(
-        capsys,
-        inputs["content"],
-        inputs["style"],
-        "--init",
-        inputs["init"],
-        "-o",
-        output,
-        "--weights",
-        "random",
-        "--precision",
-        "bf16",
-        "--tilts",
-        "0",
-    )
+    status, err = _run(capsys, *_style_args(inputs, output, "--precision", "bf16", "--tilts", "0"))
     assert status == 0 and output.exists()
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1

@@ -70,7 +70,7 @@ def register_commands(argv: list[str] | None = None) -> typer.Typer:
     of e.g. ``faket style``; the overview (``faket --help``) imports them all.
     """
     words = [arg for arg in (argv or []) if not arg.startswith("-")]
-    if argv is not None and words and words[0] in COMMAND_MODULES:
+    if words and words[0] in COMMAND_MODULES:
         wanted = [COMMAND_MODULES[words[0]]]
     else:
         wanted = list(dict.fromkeys(COMMAND_MODULES.values()))

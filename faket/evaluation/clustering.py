@@ -110,9 +110,10 @@ def _voxels(labels: np.ndarray, group: tuple[int, ...], min_size: int, max_fract
         mask = labels == group[0]
     else:
         mask = np.isin(labels, group)
-    if mask.mean() > max_fraction:
+    fraction = mask.mean()
+    if fraction > max_fraction:
         warnings.warn(
-            f"labels {group} cover {mask.mean():.0%} of the volume: not a particle "
+            f"labels {group} cover {fraction:.0%} of the volume: not a particle "
             "segmentation, skipped (is the network trained?)",
             RuntimeWarning,
             stacklevel=3,
@@ -159,11 +160,11 @@ def _mean_shift(labels: np.ndarray, voxels: np.ndarray, owner: np.ndarray, width
     classes = labels[tuple(voxels.T)].astype(np.int64)
     out = []
     for members in _close_groups(voxels, owner, width):
-        points = voxels[members].astype(np.float64)
+        points, point_classes = voxels[members].astype(np.float64), classes[members]
         nearest = _assign(points, _modes(points, width))
         for index in np.unique(nearest):
             mine = nearest == index
-            label = int(np.bincount(classes[members][mine]).argmax())
+            label = int(np.bincount(point_classes[mine]).argmax())
             out.append((label, int(mine.sum()), points[mine].mean(axis=0)))
     return out
 
@@ -184,7 +185,7 @@ def _modes(points: np.ndarray, width: float, max_iter: int = 300) -> np.ndarray:
     active = np.arange(len(means))
     # Seeds per step, so that the distance matrix stays under ~128 MB.
     step = max(1, (1 << 24) // len(points))
-    for iteration in range(max_iter + 1):
+    for _ in range(max_iter + 1):  # scikit-learn's count: max_iter + 1 means at most
         if len(active) == 0:
             break
         still = []
@@ -196,7 +197,7 @@ def _modes(points: np.ndarray, width: float, max_iter: int = 300) -> np.ndarray:
             shift = np.linalg.norm(new - means[chunk[found]], axis=1)
             means[chunk[found]], sizes[chunk] = new, counts
             moving = shift > 1e-3 * width
-            still.append(chunk[found][moving] if iteration < max_iter else chunk[:0])
+            still.append(chunk[found][moving])
         active = np.concatenate(still)
     return _merge_modes(means[sizes > 0], sizes[sizes > 0], width)
 
