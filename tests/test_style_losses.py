@@ -42,6 +42,31 @@ def test_scaled_mse_gradient_has_unit_scale() -> None:
     np.testing.assert_allclose(d.grad.numpy(), [[0.25, -0.25, 0.25, -0.25]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_scaled_mse_gradient_equals_autograd_of_the_formula_bit_for_bit(channels_last) -> None:
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((2, 2, 4, 8, 8)).astype(np.float32)
+    data[0, 0, 0, :2] = data[1, 0, 0, :2]  # some d == 0 exactly
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    weights = torch.tensor([0.3, 1.7])
+    grads = []
+    for fused in (True, False):
+        a, b = (torch.from_numpy(x).contiguous(memory_format=layout) for x in data)
+        a.requires_grad_(True)
+        b.requires_grad_(True)
+        if fused:
+            loss = scaled_mse(a, b)
+        else:  # the paper's code's formula, through autograd
+            diff = a - b
+            loss = torch.stack([(d.pow(2).sum() / (d.abs().sum() + 1e-8)) for d in diff])
+        (loss * weights).sum().backward()
+        grads.append((loss.detach(), a.grad, b.grad))
+    (loss_fused, grad_a, grad_b), (loss_plain, grad_a_plain, grad_b_plain) = grads
+    torch.testing.assert_close(loss_fused, loss_plain, rtol=1e-6, atol=0)
+    assert torch.equal(grad_a, grad_a_plain)
+    assert torch.equal(grad_b, -grad_a)
+
+
 def test_tv_loss_by_hand() -> None:
     image = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])
     # Replicate-padded differences: dx = (1, 0; 2, 0), dy = (2, 3; 0, 0).

@@ -80,8 +80,37 @@ def scaled_mse(input: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> 
     -------
     Tensor, shape (N,), float32
     """
-    diff = (input.float() - target.float()).flatten(1)
-    return diff.pow(2).sum(1) / (diff.abs().sum(1) + eps)
+    return _ScaledMse.apply(input.float(), target.float(), eps)
+
+
+class _ScaledMse(torch.autograd.Function):
+    """``sum(d^2) / (sum|d| + eps)`` per image, ``d = input - target``, with a fused backward.
+
+    The gradient ``2 d g / B - sign(d) g A / B^2`` (``A``, ``B`` numerator and denominator)
+    is autograd's, rounded the same way, in three passes over ``d`` instead of seven, and
+    the sums run over the activations in their own memory layout (flattening a
+    channels-last tensor would copy it): ~0.1 s of a 512x512 tilt on a CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, input: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+        diff = input - target
+        dims = tuple(range(1, diff.ndim))
+        numerator = (diff * diff).sum(dims)
+        denominator = diff.abs().sum(dims) + eps
+        ctx.save_for_backward(diff, numerator, denominator)
+        ctx.target_needs_grad = ctx.needs_input_grad[1]
+        return numerator / denominator
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+        diff, numerator, denominator = ctx.saved_tensors
+        shape = (-1,) + (1,) * (diff.ndim - 1)
+        # As autograd's quotient rule: d/dA = g / B, d/dB = -g * ((A / B) / B).
+        grad_numerator = (grad / denominator).view(shape)
+        grad_denominator = (-grad * ((numerator / denominator) / denominator)).view(shape)
+        grad_input = diff.sign().mul_(grad_denominator).add_(diff * (2 * grad_numerator))
+        return grad_input, (-grad_input if ctx.target_needs_grad else None), None
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

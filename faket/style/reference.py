@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faket.device import chunk_size, memory_budget, select_device
+from faket.device import chunk_size, memory_budget, reuse_freed_host_memory, select_device
 from faket.errors import FaketError
 from faket.io import atomic_path
 from faket.progress import progress as progress_bar
@@ -212,7 +212,7 @@ def prepare_style(
     device = select_device(device)
     net = _resolve_net(weights, settings, device, seed)
     _check_size(style.shape, settings)
-    with fp32_mode(device, settings.precision):
+    with fp32_mode(device, settings.precision), reuse_freed_host_memory(device.type == "cpu"):
         sizes = _scales(style.shape[1:], settings.min_scale, min_input_size(settings.last_layer))
         style01 = _UnitScaled(style, settings.normalization)
         step = _batch_size(style.shape, settings, device, memory_budget, batch_size)
