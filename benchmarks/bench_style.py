@@ -7,7 +7,9 @@ Every configuration runs in its own process so that peak memory is its own. Prin
   other processes on a shared machine) for
   ``naive`` -- a straightforward implementation with the structure of the paper's code
   (per tilt: content and style passes, RGB-replicated NCHW float32, out-of-place ReLU),
-  written here for comparison -- and for faket's engine in fp32 (the default,
+  written here for comparison; ``naive-reuse`` is the same under faket's host-memory
+  setting (:func:`faket.device.reuse_freed_host_memory`), to show what that part alone
+  is worth -- and for faket's engine in fp32 (the default,
   channels-last), fp32 in the paper's NCHW layout (bit-for-bit its arithmetic), fp32 /
   bf16 with the style targets prepared once
   (:func:`faket.style.prepare_style`), and bf16;
@@ -38,6 +40,7 @@ from faket.style._precision import cpu_has_native_bf16
 
 CONFIGS = {
     "naive": {},
+    "naive-reuse": {"reuse": True},
     "fp32": {},
     "fp32-nchw": {"channels_last": False},
     "fp32-cached": {"cached": True},
@@ -143,7 +146,7 @@ def initial_losses(net, content, style, init, settings, device) -> list[float]:
 
 def worker(config: str, size: int, n_tilts: int, device_name: str) -> dict:
     """Run one configuration; returns timings, memory, outputs' fingerprints."""
-    from faket.device import select_device
+    from faket.device import reuse_freed_host_memory, select_device
     from faket.style import build_feature_net, iter_style_transfer, prepare_style
     from faket.style.settings import TransferSettings
 
@@ -154,13 +157,14 @@ def worker(config: str, size: int, n_tilts: int, device_name: str) -> dict:
     content, style, init = make_stacks(n_tilts + 1, size)
     options = dict(CONFIGS[config])
     times, outputs, losses = [], [], []
-    if config == "naive":
+    if config.startswith("naive"):
         clock = time.perf_counter()
-        for _t, out, loss in naive_tilts(net, content, style, init):
-            times.append(time.perf_counter() - clock)
-            outputs.append(out)
-            losses.append(loss)
-            clock = time.perf_counter()
+        with reuse_freed_host_memory(options.get("reuse", False)):
+            for _t, out, loss in naive_tilts(net, content, style, init):
+                times.append(time.perf_counter() - clock)
+                outputs.append(out)
+                losses.append(loss)
+                clock = time.perf_counter()
     else:
         style_arg = style
         if options.pop("cached", False):

@@ -82,7 +82,8 @@ def test_nan_volume_is_rejected_and_nothing_is_written(tmp_path, capsys):
     data = ellipsoids_volume(8)
     data[2, 3, 4] = np.nan
     bad = tmp_path / "bad.mrc"
-    with mrcfile.new(bad) as mrc:  # faket's own writer refuses NaN, so write it directly
+    # faket's own writer refuses NaN, so write it directly (mrcfile warns about it).
+    with pytest.warns(RuntimeWarning, match="NaN"), mrcfile.new(bad) as mrc:
         mrc.set_data(data)
     out = tmp_path / "t.mrc"
     status, _, err = run_cli(["project", bad, "-o", out], capsys)

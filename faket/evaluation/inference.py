@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from faket.device import chunk_size, memory_budget, select_device
+from faket.device import chunk_size, memory_budget, reuse_freed_host_memory, select_device
 from faket.errors import FaketError
 from faket.evaluation.clustering import cluster
 from faket.evaluation.network import SIZE_MULTIPLE, TrainedModel, place_network
@@ -123,6 +123,21 @@ def segment(
         per_patch = 4 * 256 * patch_size**3
         batch_size = chunk_size(per_patch, len(origins), memory_budget(dev, memory_budget_bytes))
     batches = [origins[i : i + batch_size] for i in range(0, len(origins), batch_size)]
+    with reuse_freed_host_memory(dev.type == "cpu"):
+        labels, probabilities = _segment_batches(
+            network, data, batches, grids, patch_size, dev, return_probabilities, progress
+        )
+    network.train(was_training)
+    crop = tuple(slice(0, s) for s in shape)
+    if return_probabilities:
+        return labels[crop], probabilities[(slice(None), *crop)]
+    return labels[crop]
+
+
+def _segment_batches(
+    network, data, batches, grids, patch_size, dev, return_probabilities, progress
+):
+    """Labels (and probabilities) of the padded volume ``data``, batch of patches by batch."""
     labels = probabilities = None
     for batch in progress_bar(batches, "segmenting", total=len(batches), enabled=progress):
         patches = np.stack([data[tuple(slice(o, o + patch_size) for o in at)] for at in batch])
@@ -138,11 +153,7 @@ def segment(
             labels[target] = best[index][source]
             if scores is not None:
                 probabilities[(slice(None), *target)] = scores[index][(slice(None), *source)]
-    network.train(was_training)
-    crop = tuple(slice(0, s) for s in shape)
-    if return_probabilities:
-        return labels[crop], probabilities[(slice(None), *crop)]
-    return labels[crop]
+    return labels, probabilities
 
 
 def _owned(origin, grids) -> tuple[tuple[slice, ...], tuple[slice, ...]]:

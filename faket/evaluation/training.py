@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from faket.device import select_device
+from faket.device import reuse_freed_host_memory, select_device
 from faket.errors import FaketError
 from faket.evaluation.data import Tomogram
 from faket.evaluation.inference import normalize, predict
@@ -382,9 +382,10 @@ def train(
     rows: list[dict] = []
     best: tuple[float, int, Scores | None, dict] = (-math.inf, 0, None, {})
     for epoch in range(1, config.epochs + 1):
-        row, scores = _epoch(
-            epoch, network, optimizer, sampler, model, validation, config, device, progress
-        )
+        with reuse_freed_host_memory(device.type == "cpu"):  # ~5% faster steps on a CPU
+            row, scores = _epoch(
+                epoch, network, optimizer, sampler, model, validation, config, device, progress
+            )
         value = _selection_value(scores, config, validation is not None, epoch)
         improved = value > best[0]
         if improved:
