@@ -50,10 +50,11 @@ class TransferSettings:
         the update at ~4% of pixels instead of ~0.03% (measured at 256x256), while
         those layers are only ~25% of the work.
     channels_last : bool or None
-        Channels-last memory layout: 1.2-1.5x faster on CPUs (measured at 1024x1024 on
-        an AVX2 CPU) and on GPUs, the same arithmetic up to float round-off. None
-        (default) = on, except on Apple MPS. False uses the paper's code's NCHW layout
-        and reproduces its float32 results to ~1e-5 on the same machine (see
+        Channels-last memory layout: ~1.15x faster per tilt on CPUs (measured at 512x512
+        and 1024x1024 on an AVX2 CPU) and faster on GPUs, the same arithmetic up to float
+        round-off. None (default) = on, except on Apple MPS. False uses the paper's
+        code's NCHW layout and reproduces its float32 results to ~1e-5 on the same
+        machine (see
         :mod:`faket.style.transfer`): round-off differences flip the sign of near-zero
         gradients at a handful of pixels, and runs of several iterations amplify them.
     min_scale : int or None

@@ -26,9 +26,10 @@ ImageNet statistics.
 Exactness: with ``channels_last=False`` on a CPU the arithmetic is the paper's code's
 (NCHW layout, one tilt per step, normalise-then-convolve, float32 min-max scaling,
 ``torch.optim.Adam``'s update), operation for operation except the Gram matrices'
-backward, which uses their symmetry; on the same machine and thread count the outputs
+backward, which uses their symmetry (the scaled-MSE backward is fused, but rounds as
+autograd does); on the same machine and thread count the outputs
 match its float32 results to ~1e-5 (tested against golden outputs). The default layout
-is channels-last (1.2-1.5x faster on a CPU), which changes only float round-off: the
+is channels-last (~1.15x faster on a CPU), which changes only float round-off: the
 loss values agree to ~1e-7 relative and the golden outputs are met to the same bounds
 (1 iteration, this AMD EPYC: max error 5.5e-4 vs 5.1e-4 of the output std). Why
 round-off matters at all: one step moves each pixel by a full +-0.0754 whatever the
@@ -36,6 +37,12 @@ size of its gradient, so round-off flips the update of the few pixels whose grad
 ~0, and further iterations spread such flips over the image. Batching tilts, layout,
 thread count or other hardware change the 1-iteration output only at such pixels
 (~0.003-0.05% of them).
+
+CPU speed: besides the layout, a CPU run keeps freed host memory for the next tensor
+(:func:`faket.device.reuse_freed_host_memory`). Without it, every activation over 32 MiB
+arrives as fresh pages from the kernel and the page faults cost ~10% of a 512x512 tilt
+and ~20% of a 1024x1024 one on a 2-core CPU (~40% of a straightforward implementation's
+1024x1024 tilt: ``benchmarks/bench_style.py``, configs ``naive`` and ``naive-reuse``).
 
 Precision: ``fp32`` (default; TF32 switched off on NVIDIA GPUs), ``tf32`` (NVIDIA only),
 ``bf16`` or ``fp16`` (autocast for VGG layers from ``reduced_from`` = conv3_1 on; the
