@@ -114,13 +114,15 @@ def reuse_freed_host_memory(enabled: bool = True) -> Iterator[None]:
     segmenting a tomogram with the DeepFinder network on a 2-core CPU.
     In the block, large blocks come from the heap and freed ones stay there for the next
     tensor of the same size (``mallopt``: no ``mmap``, trim threshold 2 GiB). Peak resident
-    memory rises by up to ~20% (fragmentation); results do not change. Leaving the
+    memory rises by up to ~30% (fragmentation); results do not change. Leaving the
     outermost block (blocks may nest and run in several threads) restores glibc's defaults
-    and returns free memory to the system. Without glibc (macOS, Windows, musl) or with
-    ``enabled=False`` it does nothing.
+    (not values a program set itself) and returns free memory to the system. Without glibc
+    (macOS, Windows, musl), with ``enabled=False`` or with the environment variable
+    ``FAKET_REUSE_HOST_MEMORY=0`` it does nothing.
     """
     global _host_memory_users
-    libc = _glibc() if enabled else None
+    wanted = enabled and os.environ.get("FAKET_REUSE_HOST_MEMORY", "1") != "0"
+    libc = _glibc() if wanted else None
     if libc is None:
         yield
         return

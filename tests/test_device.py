@@ -59,6 +59,10 @@ def test_nested_blocks_keep_the_setting_until_the_outermost_ends() -> None:
 def test_disabled_or_without_glibc_it_changes_nothing(monkeypatch) -> None:
     with reuse_freed_host_memory(enabled=False):
         assert _mmap_growth_of_a_big_tensor() >= BIG
+    monkeypatch.setenv("FAKET_REUSE_HOST_MEMORY", "0")
+    with reuse_freed_host_memory():
+        assert _mmap_growth_of_a_big_tensor() >= BIG
+    monkeypatch.delenv("FAKET_REUSE_HOST_MEMORY")
     monkeypatch.setattr(device_module, "_glibc", lambda: None)
     with reuse_freed_host_memory():
         assert device_module._host_memory_users == 0
