@@ -99,7 +99,6 @@ class _ScaledMse(torch.autograd.Function):
         numerator = (diff * diff).sum(dims)
         denominator = diff.abs().sum(dims) + eps
         ctx.save_for_backward(diff, numerator, denominator)
-        ctx.target_needs_grad = ctx.needs_input_grad[1]
         return numerator / denominator
 
     @staticmethod
@@ -110,7 +109,7 @@ class _ScaledMse(torch.autograd.Function):
         grad_numerator = (grad / denominator).view(shape)
         grad_denominator = (-grad * ((numerator / denominator) / denominator)).view(shape)
         grad_input = diff.sign().mul_(grad_denominator).add_(diff * (2 * grad_numerator))
-        return grad_input, (-grad_input if ctx.target_needs_grad else None), None
+        return grad_input, (-grad_input if ctx.needs_input_grad[1] else None), None
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
