@@ -54,9 +54,9 @@ class TransferSettings:
         and 1024x1024 on an AVX2 CPU) and faster on GPUs, the same arithmetic up to float
         round-off. None (default) = on, except on Apple MPS. False uses the paper's
         code's NCHW layout and reproduces its float32 results to ~1e-5 on the same
-        machine (see
-        :mod:`faket.style.transfer`): round-off differences flip the sign of near-zero
-        gradients at a handful of pixels, and runs of several iterations amplify them.
+        machine (see :mod:`faket.style.transfer`): round-off differences flip the sign
+        of near-zero gradients at a handful of pixels, and runs of several iterations
+        amplify them.
     min_scale : int or None
         None: one scale at full resolution (paper). Otherwise start at this many pixels
         on the long side and grow by sqrt(2) per scale, each scale initialised with the

@@ -27,8 +27,8 @@ Exactness: with ``channels_last=False`` on a CPU the arithmetic is the paper's c
 (NCHW layout, one tilt per step, normalise-then-convolve, float32 min-max scaling,
 ``torch.optim.Adam``'s update), operation for operation except the Gram matrices'
 backward, which uses their symmetry (the scaled-MSE backward is fused, but rounds as
-autograd does); on the same machine and thread count the outputs
-match its float32 results to ~1e-5 (tested against golden outputs). The default layout
+autograd does); on the same machine and thread count the outputs match its float32
+results to ~1e-5 (tested against golden outputs). The default layout
 is channels-last (~1.15x faster on a CPU), which changes only float round-off: the
 loss values agree to ~1e-7 relative and the golden outputs are met to the same bounds
 (1 iteration, this AMD EPYC: max error 5.5e-4 vs 5.1e-4 of the output std). Why
@@ -299,22 +299,19 @@ def iter_style_transfer(
     step = _batch_size(job.content01.shape, settings, job.device, memory_budget, batch_size)
 
     def run() -> Iterator[tuple[int, np.ndarray]]:
-        for start in range(0, len(order), step):
-            index = order[start : start + step]
-            with fp32_mode(job.device, settings.precision):
-                out01 = _stylise_batch(job, index)
-            if settings.match_stats == "style":
-                out = _match_stats(out01, job.style_mean[index], job.style_std[index])
-            else:
-                out = out01
-            yield from zip(index, out, strict=True)
-
-    def run_reusing_memory() -> Iterator[tuple[int, np.ndarray]]:
-        # Around the whole run: freed activations of one tilt serve the next.
+        # Around the whole run, so that freed activations of one tilt serve the next.
         with reuse_freed_host_memory(job.device.type == "cpu"):
-            yield from run()
+            for start in range(0, len(order), step):
+                index = order[start : start + step]
+                with fp32_mode(job.device, settings.precision):
+                    out01 = _stylise_batch(job, index)
+                if settings.match_stats == "style":
+                    out = _match_stats(out01, job.style_mean[index], job.style_std[index])
+                else:
+                    out = out01
+                yield from zip(index, out, strict=True)
 
-    return progress_bar(run_reusing_memory(), "style transfer", total=len(order), enabled=progress)
+    return progress_bar(run(), "style transfer", total=len(order), enabled=progress)
 
 
 def style_transfer(
