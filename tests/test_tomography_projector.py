@@ -70,7 +70,10 @@ def test_chunking_does_not_change_the_result():
     whole = project(volume, angles, device="cpu")
     row_bytes = 4 * 2 * (12 * 14 + angles.size * 14)
     chunked = project(volume, angles, device="cpu", memory_budget_bytes=3 * row_bytes)
-    np.testing.assert_array_equal(whole, chunked)
+    # Equal up to float32 summation order: how a sparse product blocks its reduction
+    # depends on the CPU's kernels (bit-equal on AVX2, ~1 ulp apart with AVX-512).
+    # A wrong chunk boundary would be off by whole line integrals.
+    np.testing.assert_allclose(chunked, whole, rtol=2e-6, atol=2e-6 * float(whole.max()))
 
 
 def test_detector_width_crops_the_centre_of_the_full_measurement():
