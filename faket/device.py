@@ -27,6 +27,8 @@ DEFAULT_CPU_BUDGET = 512 * 1024**2
 CPU_GATHER_BYTES = 2 * 1024**2
 #: Fraction of the free GPU memory a chunk of work may use.
 GPU_BUDGET_FRACTION = 0.5
+#: Fraction of the available host memory a whole work item may use (see working_memory).
+HOST_BUDGET_FRACTION = 0.5
 
 # glibc's mallopt parameters (malloc.h), the values faket sets while heavy CPU work runs,
 # and glibc's documented defaults, restored afterwards.
@@ -140,3 +142,36 @@ def reuse_freed_host_memory(enabled: bool = True) -> Iterator[None]:
                 for parameter, value in _GLIBC_DEFAULTS.items():
                     libc.mallopt(parameter, value)
                 libc.malloc_trim(0)
+
+
+def available_host_memory() -> int:
+    """Bytes of host memory available to a new workload (Linux ``MemAvailable``).
+
+    Elsewhere (or if ``/proc/meminfo`` cannot be read): psutil's figure when psutil is
+    installed, else the physical memory size.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def working_memory(device: torch.device, budget_bytes: int | None = None) -> int:
+    """Bytes one whole work item (e.g. one tilt's style transfer) may occupy on ``device``.
+
+    ``budget_bytes`` when given; on CUDA :data:`GPU_BUDGET_FRACTION` of the free GPU
+    memory; elsewhere :data:`HOST_BUDGET_FRACTION` of the available host memory (the
+    work's own arrays on MPS live in unified memory too).
+    """
+    if budget_bytes is not None or device.type == "cuda":
+        return memory_budget(device, budget_bytes)
+    return int(available_host_memory() * HOST_BUDGET_FRACTION)

@@ -25,8 +25,8 @@ import torch
 from faket.device import select_device
 from faket.errors import FaketError
 from faket.io import read_mrc, write_mrc, write_text_atomic
-from faket.style.reference import StyleReference, _reference_key, prepare_style, stack_digest
-from faket.style.settings import TransferSettings, _with_overrides
+from faket.style.reference import StyleReference, prepare_style, reference_key, stack_digest
+from faket.style.settings import TransferSettings, with_overrides
 from faket.style.transfer import iter_style_transfer
 from faket.style.weights import build_feature_net
 
@@ -113,7 +113,7 @@ def _resume(output: Path, fingerprint: str, shape: tuple, overwrite: bool):
 def _cached_reference(path: Path, style: np.ndarray, net, settings, progress) -> StyleReference:
     if path.is_file():
         reference = StyleReference.load(path)
-        if reference.source == stack_digest(style) and reference.key == _reference_key(
+        if reference.source == stack_digest(style) and reference.key == reference_key(
             net, settings
         ):
             return reference
@@ -180,7 +180,7 @@ def style_transfer_files(
     Path
         ``output``.
     """
-    settings = _with_overrides(settings, overrides)
+    settings = with_overrides(settings, overrides)
     output = Path(output)
     stacks = [read_mrc(path, ndim=3) for path in (content, style, init)]
     shapes = [s.data.shape for s in stacks]

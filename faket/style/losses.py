@@ -21,7 +21,14 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gram_matrix", "scaled_mse", "total_loss", "tv_loss"]
+__all__ = [
+    "gram_backward",
+    "gram_matrix",
+    "scaled_mse",
+    "scaled_mse_backward",
+    "total_loss",
+    "tv_loss",
+]
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -62,8 +69,27 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (mat,) = ctx.saved_tensors
-        symmetric = (grad + grad.transpose(1, 2)) / ctx.positions
-        return torch.bmm(mat, symmetric), None
+        return gram_backward(mat, grad, ctx.positions), None
+
+
+def gram_backward(mat: torch.Tensor, grad: torch.Tensor, positions: float) -> torch.Tensor:
+    """Gradient ``M (dG + dG^T) / P`` of a loss with respect to the features ``M``.
+
+    Parameters
+    ----------
+    mat : Tensor, shape (N, P', C)
+        Features (all positions, or a tile's: the formula is per position).
+    grad : Tensor, shape (N, C, C)
+        Gradient of the loss with respect to the Gram matrix.
+    positions : float
+        ``P``, the number of positions the Gram matrix was divided by.
+
+    Returns
+    -------
+    Tensor, shape (N, P', C)
+    """
+    symmetric = (grad + grad.transpose(1, 2)) / positions
+    return torch.bmm(mat, symmetric)
 
 
 def scaled_mse(input: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -104,12 +130,33 @@ class _ScaledMse(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, None]:
         diff, numerator, denominator = ctx.saved_tensors
-        shape = (-1,) + (1,) * (diff.ndim - 1)
-        # As autograd's quotient rule: d/dA = g / B, d/dB = -g * ((A / B) / B).
-        grad_numerator = (grad / denominator).view(shape)
-        grad_denominator = (-grad * ((numerator / denominator) / denominator)).view(shape)
-        grad_input = diff.sign().mul_(grad_denominator).add_(diff * (2 * grad_numerator))
+        grad_input = scaled_mse_backward(diff, numerator, denominator, grad)
         return grad_input, (-grad_input if ctx.needs_input_grad[1] else None), None
+
+
+def scaled_mse_backward(
+    diff: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor, grad: torch.Tensor
+) -> torch.Tensor:
+    """Gradient of :func:`scaled_mse` with respect to its input, from its sums.
+
+    Parameters
+    ----------
+    diff : Tensor, shape (N, ...)
+        ``input - target`` (all of it, or a tile's part: the formula is elementwise).
+    numerator, denominator : Tensor, shape (N,)
+        ``sum(diff^2)`` and ``sum|diff| + eps`` over the whole input.
+    grad : Tensor, shape (N,)
+        Gradient of the loss with respect to the scaled MSE.
+
+    Returns
+    -------
+    Tensor, shape of ``diff``
+    """
+    shape = (-1,) + (1,) * (diff.ndim - 1)
+    # As autograd's quotient rule: d/dA = g / B, d/dB = -g * ((A / B) / B).
+    grad_numerator = (grad / denominator).view(shape)
+    grad_denominator = (-grad * ((numerator / denominator) / denominator)).view(shape)
+    return diff.sign().mul_(grad_denominator).add_(diff * (2 * grad_numerator))
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

@@ -17,22 +17,30 @@ import torch
 from faket.device import chunk_size, memory_budget, reuse_freed_host_memory, select_device
 from faket.errors import FaketError
 from faket.io import atomic_path
+from faket.io.mapped import release_pages
 from faket.progress import progress as progress_bar
-from faket.style._precision import fp32_mode, reduced_dtype
-from faket.style.losses import gram_matrix
+from faket.style._precision import fp32_mode
+from faket.style.network import resolve_net, style_grams
 from faket.style.settings import (
     TransferSettings,
-    _check_size,
-    _check_stack,
-    _resize,
-    _scales,
-    _UnitScaled,
-    _with_overrides,
+    UnitScaled,
+    check_size,
+    check_stack,
+    resize,
+    scales,
+    tilt_mean_std,
+    with_overrides,
 )
+from faket.style.tiled import choose_plan, tiled_grams
 from faket.style.vgg import VGG19Features, min_input_size
-from faket.style.weights import build_feature_net
 
-__all__ = ["StyleReference", "prepare_style", "stack_digest"]
+__all__ = [
+    "StyleReference",
+    "prepare_style",
+    "reference_key",
+    "stack_digest",
+    "tilts_per_step",
+]
 
 _FORMAT = "faket-style-reference/1"
 
@@ -112,7 +120,8 @@ class StyleReference:
             ) from error
 
 
-def _reference_key(net: VGG19Features, settings: TransferSettings) -> str:
+def reference_key(net: VGG19Features, settings: TransferSettings) -> str:
+    """Text naming the weights and settings that style Gram matrices depend on."""
     return (
         f"{net.weights_id}|{settings.style_layers}|{settings.pooling}|"
         f"{settings.normalization}|{settings.precision}|{settings.reduced_from}|"
@@ -120,54 +129,19 @@ def _reference_key(net: VGG19Features, settings: TransferSettings) -> str:
     )
 
 
-def _features(net, images, layers, device, settings) -> dict[int, torch.Tensor]:
-    """Activations without autograd (targets), in the settings' precision."""
-    with torch.no_grad():
-        return _forward(net, images.to(device), layers, device, settings)
+def tilts_per_step(shape, settings, device, budget, batch_size) -> int:
+    """Tilts that share one optimisation step: ``batch_size``, or from the memory budget.
 
-
-def _forward(net, images, layers, device, settings) -> dict[int, torch.Tensor]:
-    dtype = reduced_dtype(device, settings.precision)
-    return net(images, layers, reduced=dtype, reduced_from=settings.reduced_from)
-
-
-def _style_grams(net, style01, sizes, settings, device) -> dict[tuple[int, int], dict]:
-    """Gram targets of one batch of normalised style tilts ``(B, 1, H, W)`` per scale."""
-    out = {}
-    for size in sizes:
-        feats = _features(net, _resize(style01, size), settings.style_layers, device, settings)
-        out[size] = {layer: gram_matrix(feats[layer]) for layer in settings.style_layers}
-    return out
-
-
-def _resolve_net(weights, settings: TransferSettings, device, seed) -> VGG19Features:
-    if isinstance(weights, VGG19Features):
-        if weights.last_layer < settings.last_layer or weights.pooling != settings.pooling:
-            raise FaketError(
-                f"the given feature network stops at layer {weights.last_layer} with "
-                f"{weights.pooling} pooling; the settings need layer {settings.last_layer} "
-                f"and {settings.pooling} pooling"
-            )
-        net = weights.to(device)
-    else:
-        net = build_feature_net(
-            weights,
-            last_layer=settings.last_layer,
-            pooling=settings.pooling,
-            seed=seed,
-            device=device,
-        )
-    layout = settings.channels_last
-    if layout is None:
-        # Channels-last is ~1.15x faster on CPUs (oneDNN's blocked kernels) and on GPUs, but
-        # not reliably on Apple's MPS.
-        layout = device.type != "mps"
-    if net.channels_last != layout:
-        net.set_channels_last(layout)
-    return net
-
-
-def _batch_size(shape, settings, device, budget, batch_size) -> int:
+    Parameters
+    ----------
+    shape : (n_tilts, Y, X)
+    settings : TransferSettings
+    device : torch.device
+    budget : int or None
+        Bytes a batch may use (:func:`faket.device.memory_budget`).
+    batch_size : int or None
+        Explicit choice (at least 1).
+    """
     if batch_size is not None:
         if batch_size < 1:
             raise FaketError(f"batch size must be at least 1, got {batch_size}")
@@ -181,6 +155,25 @@ def _batch_size(shape, settings, device, budget, batch_size) -> int:
     return chunk_size(per_tilt, shape[0], memory_budget(device, budget))
 
 
+def _tilt_grams(net, style01, index, sizes, settings, device, plans) -> dict:
+    """Gram targets of style tilts ``index`` per scale, tiled where a plan says so."""
+    if not any(plans.get(size) for size in sizes):
+        batch = torch.from_numpy(style01[index])[:, None]
+        return style_grams(net, batch, sizes, settings, device)
+    out = {}
+    for size in sizes:
+        plan = plans.get(size)
+        grams = []
+        for tilt in index:
+            image = resize(torch.from_numpy(style01[[tilt]])[:, None], size)
+            if plan is None:
+                grams.append(style_grams(net, image, [size], settings, device)[size])
+            else:
+                grams.append(tiled_grams(net, image, settings, device, plan))
+        out[size] = {k: torch.cat([g[k] for g in grams]) for k in settings.style_layers}
+    return out
+
+
 def prepare_style(
     style: np.ndarray,
     *,
@@ -190,6 +183,7 @@ def prepare_style(
     seed: int = 0,
     batch_size: int | None = None,
     memory_budget: int | None = None,
+    tile: int | None = None,
     progress: bool = False,
     **overrides,
 ) -> StyleReference:
@@ -199,7 +193,7 @@ def prepare_style(
     ----------
     style : ndarray, shape (n_tilts, Y, X)
         The style (reference) tilt series, any real dtype and units.
-    weights, settings, device, seed, batch_size, memory_budget, progress, **overrides
+    weights, settings, device, seed, batch_size, memory_budget, tile, progress, **overrides
         As for :func:`style_transfer`; only the settings that affect the style targets
         matter, and they must equal those of the later transfer.
 
@@ -207,36 +201,45 @@ def prepare_style(
     -------
     StyleReference
     """
-    settings = _with_overrides(settings, overrides)
-    style = _check_stack("style", style)
+    settings = with_overrides(settings, overrides)
+    style = check_stack("style", style)
     device = select_device(device)
-    net = _resolve_net(weights, settings, device, seed)
-    _check_size(style.shape, settings)
+    net = resolve_net(weights, settings, device, seed)
+    check_size(style.shape, settings)
     with fp32_mode(device, settings.precision), reuse_freed_host_memory(device.type == "cpu"):
-        sizes = _scales(style.shape[1:], settings.min_scale, min_input_size(settings.last_layer))
-        style01 = _UnitScaled(style, settings.normalization)
-        step = _batch_size(style.shape, settings, device, memory_budget, batch_size)
+        sizes = scales(style.shape[1:], settings.min_scale, min_input_size(settings.last_layer))
+        plans = {
+            size: choose_plan(net, settings, device, size, memory_budget, tile) for size in sizes
+        }
+        style01 = UnitScaled(style, settings.normalization)
+        step = 1 if any(plans.values()) else tilts_per_step(
+            style.shape, settings, device, memory_budget, batch_size
+        )  # fmt: skip
         parts: list[dict] = []
         starts = range(0, style.shape[0], step)
         for start in progress_bar(starts, "style targets", total=len(starts), enabled=progress):
-            batch = torch.from_numpy(style01[start : start + step])[:, None]
-            grams = _style_grams(net, batch, sizes, settings, device)
+            index = list(range(start, min(start + step, style.shape[0])))
+            grams = _tilt_grams(net, style01, index, sizes, settings, device, plans)
             parts.append({s: {k: v.cpu() for k, v in g.items()} for s, g in grams.items()})
     grams = {s: {k: torch.cat([p[s][k] for p in parts]) for k in parts[0][s]} for s in sizes}
-    values = style.astype(np.float64)
+    mean, std = tilt_mean_std(style)
     return StyleReference(
         grams=grams,
-        mean=values.mean(axis=(1, 2)),
-        std=values.std(axis=(1, 2)),
+        mean=mean,
+        std=std,
         shape=tuple(style.shape),
-        key=_reference_key(net, settings),
+        key=reference_key(net, settings),
         source=stack_digest(style),
     )
 
 
 def stack_digest(stack: np.ndarray) -> str:
-    """Short digest of an array's shape, type and values."""
+    """Short digest of an array's shape, type and values (read tilt by tilt)."""
     hasher = hashlib.blake2b(digest_size=12)
     hasher.update(f"{stack.dtype}{stack.shape}".encode())
-    hasher.update(np.ascontiguousarray(stack).tobytes())
+    # Fed in pieces, the hash is that of the whole array's bytes; a memory-mapped stack
+    # is read one tilt at a time.
+    for part in stack if stack.ndim > 2 else [stack]:
+        hasher.update(np.ascontiguousarray(part).tobytes())
+        release_pages(part)
     return hasher.hexdigest()

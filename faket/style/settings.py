@@ -9,10 +9,21 @@ import numpy as np
 import torch
 
 from faket.errors import FaketError
+from faket.io.mapped import release_pages
 from faket.style._precision import check_precision
 from faket.style.vgg import LAYER_NAMES, POOLINGS, min_input_size
 
-__all__ = ["TransferSettings"]
+__all__ = [
+    "TransferSettings",
+    "UnitScaled",
+    "check_size",
+    "check_stack",
+    "normalise",
+    "resize",
+    "scales",
+    "tilt_mean_std",
+    "with_overrides",
+]
 
 
 @dataclass(frozen=True)
@@ -132,14 +143,42 @@ class TransferSettings:
         return out[0], out[1]
 
 
-def _with_overrides(settings: TransferSettings | None, overrides: dict) -> TransferSettings:
+def with_overrides(settings: TransferSettings | None, overrides: dict) -> TransferSettings:
+    """``settings`` (default: the paper's) with the given fields replaced.
+
+    Parameters
+    ----------
+    settings : TransferSettings or None
+    overrides : dict
+        Field names and values; an unknown name is a :class:`FaketError`.
+
+    Returns
+    -------
+    TransferSettings
+    """
     unknown = sorted(set(overrides) - {f.name for f in fields(TransferSettings)})
     if unknown:
         raise FaketError(f"unknown style-transfer setting(s) {', '.join(unknown)}")
     return replace(settings or TransferSettings(), **overrides)
 
 
-def _check_stack(name: str, stack: np.ndarray) -> np.ndarray:
+def check_stack(name: str, stack: np.ndarray) -> np.ndarray:
+    """``stack`` as a real-valued, finite tilt series ``(n_tilts, Y, X)`` (2-D: one tilt).
+
+    Checked tilt by tilt; a memory-mapped stack stays on disk (no copy is made, and the
+    pages read are released after each tilt).
+
+    Parameters
+    ----------
+    name : str
+        What the stack is (``"content"``, ...), for the error message.
+    stack : array_like
+
+    Returns
+    -------
+    ndarray
+        The same data (a view for 2-D input).
+    """
     stack = np.asarray(stack)
     if stack.ndim == 2:
         stack = stack[None]
@@ -148,24 +187,35 @@ def _check_stack(name: str, stack: np.ndarray) -> np.ndarray:
     if not np.issubdtype(stack.dtype, np.number) or np.iscomplexobj(stack):
         raise FaketError(f"{name} must hold real numbers, not {stack.dtype}")
     # Tilt by tilt: a boolean copy of a whole 61 x 4k x 4k stack would cost gigabytes.
-    if not all(np.isfinite(tilt).all() for tilt in stack):
-        raise FaketError(f"{name} contains NaN or Inf values; clean the input first")
+    for tilt in stack:
+        finite = bool(np.isfinite(tilt).all())
+        release_pages(tilt)
+        if not finite:
+            raise FaketError(f"{name} contains NaN or Inf values; clean the input first")
     return stack
 
 
-class _UnitScaled:
+class UnitScaled:
     """A stack min-max scaled to [0, 1], computed per requested tilts (saves a full copy).
 
     ``how="stack"`` uses the whole stack's min and max (the paper), ``"tilt"`` each
-    tilt's own. Indexing returns float32 ``(B, Y, X)``.
+    tilt's own. Indexing returns float32 ``(B, Y, X)``. The minima and maxima are found
+    tilt by tilt, so a memory-mapped stack is never resident as a whole.
     """
 
     def __init__(self, stack: np.ndarray, how: str) -> None:
         self.stack = stack
-        axes = None if how == "stack" else (1, 2)
+        lows, highs = [], []
+        for tilt in stack:
+            lows.append(tilt.min())
+            highs.append(tilt.max())
+            release_pages(tilt)
+        lows, highs = np.array(lows)[:, None, None], np.array(highs)[:, None, None]
+        if how == "stack":
+            lows, highs = lows.min(keepdims=True), highs.max(keepdims=True)
         # min/max commute with the (monotonic) cast to float32.
-        self.low = np.asarray(stack.min(axis=axes, keepdims=True), dtype=np.float32)
-        span = np.asarray(stack.max(axis=axes, keepdims=True), dtype=np.float32) - self.low
+        self.low = np.asarray(lows, dtype=np.float32)
+        span = np.asarray(highs, dtype=np.float32) - self.low
         # A constant stack has no contrast to keep; map it to 0 instead of dividing by 0.
         self.span = np.where(span > 0, span, np.float32(1))
         self.per_tilt = how != "stack"
@@ -176,18 +226,33 @@ class _UnitScaled:
 
     def __getitem__(self, index) -> np.ndarray:
         values = np.asarray(self.stack[index], dtype=np.float32)
+        release_pages(self.stack)
         low, span = (self.low[index], self.span[index]) if self.per_tilt else (self.low, self.span)
         # float32 arithmetic in the paper's order, (x - min) / (max - min): even a one-ulp
         # change of the inputs is amplified by multi-step runs (see TransferSettings).
         return (values - low) / span
 
 
-def _normalise(stack: np.ndarray, how: str) -> np.ndarray:
-    """The whole stack min-max scaled to [0, 1] (see :class:`_UnitScaled`); float32."""
-    return _UnitScaled(stack, how)[:]
+def tilt_mean_std(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-tilt mean and population standard deviation (float64), tilt by tilt.
+
+    Equal bit for bit to ``stack.astype(np.float64).mean(axis=(1, 2))`` (and ``std``),
+    without the float64 copy of the whole stack.
+    """
+    means, stds = np.empty(len(stack)), np.empty(len(stack))
+    for i, tilt in enumerate(stack):
+        values = np.asarray(tilt, dtype=np.float64)
+        release_pages(tilt)
+        means[i], stds[i] = values.mean(), values.std()
+    return means, stds
 
 
-def _scales(shape: tuple[int, int], min_scale: int | None, smallest: int) -> list[tuple[int, int]]:
+def normalise(stack: np.ndarray, how: str) -> np.ndarray:
+    """The whole stack min-max scaled to [0, 1] (see :class:`UnitScaled`); float32."""
+    return UnitScaled(stack, how)[:]
+
+
+def scales(shape: tuple[int, int], min_scale: int | None, smallest: int) -> list[tuple[int, int]]:
     """Image sizes of the scales, smallest first; the last is ``shape`` itself."""
     h, w = shape
     long = max(h, w)
@@ -202,7 +267,8 @@ def _scales(shape: tuple[int, int], min_scale: int | None, smallest: int) -> lis
     return sizes[::-1]
 
 
-def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``images`` (N, C, H, W) resized to ``size`` (bicubic, antialiased; same size: as is)."""
     if tuple(images.shape[-2:]) == size:
         return images
     return torch.nn.functional.interpolate(
@@ -210,7 +276,8 @@ def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     )
 
 
-def _check_size(shape: Sequence[int], settings: TransferSettings) -> None:
+def check_size(shape: Sequence[int], settings: TransferSettings) -> None:
+    """Raise :class:`FaketError` when tilts of ``shape`` are too small for the layers."""
     side = min_input_size(settings.last_layer)
     if min(shape[-2:]) < side:
         raise FaketError(

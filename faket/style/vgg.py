@@ -183,6 +183,7 @@ class VGG19Features(nn.Module):
         *,
         reduced: torch.dtype | None = None,
         reduced_from: int = 0,
+        start: int = 0,
     ) -> dict[int, torch.Tensor]:
         """Activations of ``layers`` for images ``x``.
 
@@ -190,14 +191,17 @@ class VGG19Features(nn.Module):
         ----------
         x : Tensor, shape (N, 1 or 3, H, W)
             Images in [0, 1] units (not ImageNet-normalised). One channel means a grey
-            image replicated to RGB; three channels are used as they are.
+            image replicated to RGB; three channels are used as they are. With
+            ``start > 0``: the activations that enter layer ``start`` instead.
         layers : iterable of int
-            Layer indices wanted, each ``<= last_layer``.
+            Layer indices wanted, each ``<= last_layer`` (and ``>= start``).
         reduced : torch.dtype, optional
             ``torch.bfloat16`` or ``torch.float16``: run layers from ``reduced_from`` on
             under autocast to that type (their activations come out in it).
         reduced_from : int
             First layer index computed in reduced precision.
+        start : int
+            First layer to run (a segment of the network, for tiled computation).
 
         Returns
         -------
@@ -205,29 +209,22 @@ class VGG19Features(nn.Module):
             ``{layer: Tensor (N, C, H', W')}``.
         """
         wanted = sorted(set(layers))
-        if not wanted or wanted[-1] > self.last_layer or wanted[0] < 0:
-            raise FaketError(f"layers {wanted} are outside 0..{self.last_layer}")
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise FaketError(f"expected images of shape (N, 1 or 3, H, W), got {tuple(x.shape)}")
-        side = min_input_size(wanted[-1])
-        if min(x.shape[-2:]) < side:
-            raise FaketError(
-                f"images of {x.shape[-2]}x{x.shape[-1]} pixels are too small for VGG layer "
-                f"{wanted[-1]} ({LAYER_NAMES[wanted[-1]]}); they need at least {side}x{side}"
-            )
-        # Normalise, then convolve, in exactly the paper's code's order: a multi-step run
-        # amplifies float round-off (see TransferSettings), and folding the normalisation
-        # and grey-to-RGB replication into conv1_1 would save under 1% of the work.
-        h = (x.expand(-1, 3, -1, -1) - self.mean.view(1, 3, 1, 1)) / self.std.view(1, 3, 1, 1)
+        if not wanted or wanted[-1] > self.last_layer or wanted[0] < start or start < 0:
+            raise FaketError(f"layers {wanted} are outside {start}..{self.last_layer}")
+        if start > 0:
+            h = x
+        else:
+            h = self._normalised(x, wanted[-1])
         if self.channels_last:
             h = h.contiguous(memory_format=torch.channels_last)
         out: dict[int, torch.Tensor] = {}
-        for index in range(wanted[-1] + 1):
+        for index in range(start, wanted[-1] + 1):
             layer = self.features[index]
             if isinstance(layer, nn.ReLU):
                 # In place saves a full activation per conv (the conv's backward needs its
-                # input, not its output) unless the conv output itself was asked for.
-                h = F.relu(h, inplace=index - 1 not in out)
+                # input, not its output) unless the conv output itself was asked for (or
+                # is the caller's own tensor).
+                h = F.relu(h, inplace=index - 1 not in out and index > start)
             elif reduced is not None and index >= reduced_from:
                 with torch.autocast(h.device.type, dtype=reduced):
                     h = layer(h)
@@ -236,3 +233,17 @@ class VGG19Features(nn.Module):
             if index in wanted:
                 out[index] = h
         return out
+
+    def _normalised(self, x: torch.Tensor, deepest: int) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise FaketError(f"expected images of shape (N, 1 or 3, H, W), got {tuple(x.shape)}")
+        side = min_input_size(deepest)
+        if min(x.shape[-2:]) < side:
+            raise FaketError(
+                f"images of {x.shape[-2]}x{x.shape[-1]} pixels are too small for VGG layer "
+                f"{deepest} ({LAYER_NAMES[deepest]}); they need at least {side}x{side}"
+            )
+        # Normalise, then convolve, in exactly the paper's code's order: a multi-step run
+        # amplifies float round-off (see TransferSettings), and folding the normalisation
+        # and grey-to-RGB replication into conv1_1 would save under 1% of the work.
+        return (x.expand(-1, 3, -1, -1) - self.mean.view(1, 3, 1, 1)) / self.std.view(1, 3, 1, 1)

@@ -1,0 +1,550 @@
+"""Exact tiled style transfer: one tilt of any size in bounded memory.
+
+The whole-tilt transfer holds every VGG-19 activation of a tilt at once (~4 GB for a
+1024 x 1024 tilt), so detector-sized tilts (Falcon 4i 4096^2, K3 5760 x 4092) do not fit.
+Here the network runs segment by segment (:mod:`faket.style.tiling`: cut after its
+pooling layers from the second on), each segment tile by tile, and only the segments'
+outputs are stored whole (the largest, 128 channels at 1/16 of the pixels, takes 8x a
+float32 grey tilt; the three-channel iterate, its gradient, Adam's moments and the
+average 3x each). One iteration is
+
+1. a forward pass without autograd: the stored maps, the Gram matrices of the style
+   layers summed over the tiles' owned positions, and the content loss's sums
+   (``sum d^2`` and ``sum |d|`` of the content difference; the content targets are
+   recomputed per tile from the content image, which costs less than storing them);
+2. the global losses from these sums, and their gradients with respect to each Gram
+   matrix and to the content sums (the same scaled-MSE arithmetic as the whole-tilt
+   transfer, on the same values up to the order of summation);
+3. a backward pass, segments last to first: each tile is recomputed with autograd, the
+   loss gradients are injected at its valid positions (the style and content taps, and
+   the segment's output, whose gradient the later segment delivered) and propagated to
+   the tile's input, whose owned part is stored;
+4. the per-channel Adam step on the full three-channel iterate (elementwise, in blocks
+   of rows), the clamp to [0, 1] and the moving average, as in the whole-tilt transfer.
+
+The output's per-tilt mean/std match happens in :mod:`faket.style.transfer` on the
+grey tilt, as for a whole tilt. Why the tiles reproduce the whole-image arithmetic is
+explained in :mod:`faket.style.tiling`; the cost is one extra forward pass per iteration
+(plus the content targets and the halos), i.e. ~1.3-1.5x the time per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from faket.device import working_memory
+from faket.errors import FaketError
+from faket.style.losses import gram_backward, scaled_mse, scaled_mse_backward
+from faket.style.network import forward
+from faket.style.optim import Adam, Ema
+from faket.style.settings import TransferSettings
+from faket.style.tiling import Segment, Span, network_segments, spans, tap_range
+
+__all__ = [
+    "TILE_BYTES",
+    "TilePlan",
+    "choose_plan",
+    "loss_and_gradient",
+    "optimise_tiled",
+    "plan_tiles",
+    "tiled_grams",
+    "whole_tilt_bytes",
+]
+
+#: Working set of one tile in automatic mode: larger tiles only shave the halos' few
+#: percent, and the full-tilt maps need room besides.
+TILE_BYTES = 2 * 1024**3
+#: Bytes per activation value of a tile's segment (float32 activations, incl. autograd's
+#: saved tensors and the backward pass's gradients; forward-only: the live activations),
+#: measured on the CPU (benchmarks/README.md).
+BYTES_PER_VALUE = {"forward": 8.0, "backward": 24.0}
+#: Bytes per input pixel of a whole-tilt transfer (style, content and iterate passes,
+#: autograd, backward), for the default layers; used to decide when to tile.
+WHOLE_TILT_BYTES_PER_PIXEL = {"fp32": 6000, "reduced": 4000}
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How a tilt is tiled: the network's segments and each pass's tile size.
+
+    Attributes
+    ----------
+    segments : tuple of Segment
+    forward, backward : tuple of int
+        Owned output positions per tile side of each segment, in the forward-only
+        passes and in the gradient pass.
+    """
+
+    segments: tuple[Segment, ...]
+    forward: tuple[int, ...]
+    backward: tuple[int, ...]
+
+    def describe(self, shape: tuple[int, int]) -> str:
+        """One line: tiles per segment, e.g. ``"tiles 16/4/4/1 (forward 9/1/1/1)"``."""
+        counts = {"forward": [], "backward": []}
+        size = shape
+        for index, segment in enumerate(self.segments):
+            for kind in counts:
+                side = getattr(self, kind)[index]
+                n = [math.ceil((s // segment.stride) / side) for s in size]
+                counts[kind].append(str(n[0] * n[1]))
+            size = tuple(s // segment.stride for s in size)
+        return f"tiles {'/'.join(counts['backward'])} (forward {'/'.join(counts['forward'])})"
+
+
+def whole_tilt_bytes(settings: TransferSettings, shape: tuple[int, int]) -> int:
+    """Estimated peak memory of the whole-tilt transfer of one tilt of ``shape``."""
+    kind = "fp32" if settings.precision in ("fp32", "tf32") else "reduced"
+    return WHOLE_TILT_BYTES_PER_PIXEL[kind] * shape[0] * shape[1]
+
+
+def _side(segment: Segment, kind: str, budget: int) -> int:
+    """Owned output positions per tile side whose tile fits ``budget`` bytes."""
+    halo = segment.halo_forward if kind == "forward" else segment.halo_backward
+    per_position = segment.floats_per_position * BYTES_PER_VALUE[kind]
+    window = int(math.sqrt(budget / per_position))
+    return max(1, (window - 2 * halo) // segment.stride)
+
+
+def plan_tiles(
+    features: torch.nn.Sequential,
+    settings: TransferSettings,
+    *,
+    tile_bytes: int | None = None,
+    tile: int | None = None,
+) -> TilePlan:
+    """Tile sizes of every segment, from a memory budget or a tile size in pixels.
+
+    Parameters
+    ----------
+    features : nn.Sequential
+        The feature network's layers.
+    settings : TransferSettings
+    tile_bytes : int, optional
+        Working set one tile may use (automatic mode).
+    tile : int, optional
+        Tiles of ``tile x tile`` pixels (rounded down to the first segment's stride) in
+        the first segment; the deeper segments get tiles of the same working set.
+
+    Returns
+    -------
+    TilePlan
+    """
+    segments = tuple(network_segments(features, settings.last_layer))
+    first = segments[0]
+    if tile is not None:
+        if tile < first.stride:
+            raise FaketError(f"tile size {tile} is too small; use at least {first.stride} pixels")
+        side = tile // first.stride
+        window = side * first.stride + 2 * first.halo_backward
+        tile_bytes = int(window**2 * first.floats_per_position * BYTES_PER_VALUE["backward"])
+    if tile_bytes is None:
+        raise FaketError("plan_tiles needs tile_bytes or tile")
+    forward = [_side(s, "forward", tile_bytes) for s in segments]
+    backward = [_side(s, "backward", tile_bytes) for s in segments]
+    if tile is not None:
+        forward[0] = backward[0] = tile // first.stride
+    return TilePlan(segments, tuple(forward), tuple(backward))
+
+
+def choose_plan(
+    net, settings: TransferSettings, device, shape, budget: int | None, tile: int | None
+) -> TilePlan | None:
+    """The tiling of a tilt of ``shape``: None for the whole-tilt transfer.
+
+    Parameters
+    ----------
+    net : VGG19Features
+    settings : TransferSettings
+    device : torch.device
+    shape : (int, int)
+        Tilt size (Y, X) in pixels.
+    budget : int, optional
+        Memory (bytes) a tilt may use; default :func:`faket.device.working_memory`
+        (part of the free GPU memory, or of the available host memory).
+    tile : int, optional
+        None: tile only when the whole-tilt working set exceeds the budget; 0: never;
+        N: tiles of N x N pixels.
+    """
+    if tile is not None and tile < 0:
+        raise FaketError(f"tile size must be a positive number of pixels (or 0: off), not {tile}")
+    if tile == 0:
+        return None
+    if tile is not None:
+        return plan_tiles(net.features, settings, tile=int(tile))
+    available = working_memory(device, budget)
+    if whole_tilt_bytes(settings, shape) <= available:
+        return None
+    return plan_tiles(net.features, settings, tile_bytes=min(available, TILE_BYTES))
+
+
+@dataclass
+class _Context:
+    net: torch.nn.Module
+    settings: TransferSettings
+    device: torch.device
+    plan: TilePlan
+
+
+def _tiles(segment: Segment, shape, side: int, halo: int):
+    for row in spans(shape[0], segment.stride, side, halo):
+        for column in spans(shape[1], segment.stride, side, halo):
+            yield row, column
+
+
+def _window(x: torch.Tensor, row: Span, column: Span) -> torch.Tensor:
+    return x[..., row.window[0] : row.window[1], column.window[0] : column.window[1]]
+
+
+def _part(x: torch.Tensor, tap, row: Span, column: Span, kind: str) -> torch.Tensor:
+    (y0, y1), (x0, x1) = tap_range(row, tap, kind), tap_range(column, tap, kind)
+    return x[..., y0:y1, x0:x1]
+
+
+def _place(tap, row: Span, column: Span, kind: str) -> tuple:
+    (y0, y1), (x0, x1) = tap_range(row, tap, kind), tap_range(column, tap, kind)
+    dy, dx = row.window[0] // tap.stride, column.window[0] // tap.stride
+    return (..., slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx))
+
+
+def _owned_input(row: Span, column: Span) -> tuple[tuple, tuple]:
+    local = (
+        ...,
+        slice(row.owned[0] - row.window[0], row.owned[1] - row.window[0]),
+        slice(column.owned[0] - column.window[0], column.owned[1] - column.window[0]),
+    )
+    return (..., slice(*row.owned), slice(*column.owned)), local
+
+
+def _layers_in(segment: Segment, layers) -> list[int]:
+    return [layer for layer in layers if segment.start <= layer <= segment.stop]
+
+
+def _new_map(ctx: _Context, like: torch.Tensor, channels: int, shape) -> torch.Tensor:
+    fmt = torch.channels_last if ctx.net.channels_last else torch.contiguous_format
+    return torch.empty((1, channels, *shape), dtype=like.dtype, device=like.device).to(
+        memory_format=fmt
+    )
+
+
+def _forward_segment(ctx: _Context, index: int, x: torch.Tensor, layers, store, on_tile=None):
+    """Run segment ``index`` over ``x`` tile by tile (no autograd); the stored output map."""
+    segment = ctx.plan.segments[index]
+    wanted = sorted(set(layers) | ({segment.stop} if store else set()))
+    out = None
+    output = segment.taps[segment.stop]
+    tiles = _tiles(segment, x.shape[-2:], ctx.plan.forward[index], segment.halo_forward)
+    with torch.no_grad():
+        for row, column in tiles:
+            feats = forward(
+                ctx.net, _window(x, row, column), wanted, ctx.device, ctx.settings,
+                start=segment.start,
+            )  # fmt: skip
+            if on_tile is not None:
+                on_tile(row, column, feats)
+            if store:
+                value = feats[segment.stop]
+                if out is None:
+                    shape = tuple(n // segment.stride for n in x.shape[-2:])
+                    out = _new_map(ctx, value, value.shape[1], shape)
+                out[_place(output, row, column, "owned")] = _part(
+                    value, output, row, column, "owned"
+                )
+    return out
+
+
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    # Sums over tiles in float64 (MPS has none: float32 there).
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def _gram_sums(segment: Segment, feats, row, column, layers, sums) -> None:
+    for layer in layers:
+        part = _part(feats[layer], segment.taps[layer], row, column, "owned").float()
+        n, c, h, w = part.shape
+        mat = part.permute(0, 2, 3, 1).reshape(n, h * w, c)
+        sums[layer] += torch.bmm(mat.transpose(1, 2), mat).to(sums[layer].dtype)
+
+
+def _positions(segment: Segment, layer: int, shape) -> int:
+    stride = segment.taps[layer].stride
+    return (shape[0] // stride) * (shape[1] // stride)
+
+
+def tiled_grams(net, image01: torch.Tensor, settings: TransferSettings, device, plan: TilePlan):
+    """Gram matrices of the style layers of one grey image ``(1, 1, H, W)``, tile by tile.
+
+    Returns
+    -------
+    dict
+        ``{layer: Tensor (1, C, C) float32}``, equal to :func:`faket.style.losses.gram_matrix`
+        of the whole image's activations up to the order of summation.
+    """
+    ctx = _Context(net, settings, device, plan)
+    x = image01.to(device)
+    sums = _zero_sums(ctx, settings.style_layers, device)
+    grams = {}
+    deepest = max(settings.style_layers)
+    for index, segment in enumerate(plan.segments):
+        layers = _layers_in(segment, settings.style_layers)
+        shape = x.shape[-2:]
+
+        def on_tile(row, column, feats, segment=segment, layers=layers):
+            _gram_sums(segment, feats, row, column, layers, sums)
+
+        x = _forward_segment(ctx, index, x, layers, deepest > segment.stop, on_tile)
+        for layer in layers:
+            grams[layer] = (sums[layer] / _positions(segment, layer, shape)).float()
+        if deepest <= segment.stop:
+            break
+    return {layer: grams[layer] for layer in settings.style_layers}
+
+
+def _zero_sums(ctx: _Context, layers, device) -> dict[int, torch.Tensor]:
+    out = {}
+    for segment in ctx.plan.segments:
+        for layer in _layers_in(segment, layers):
+            c = segment.taps[layer].channels
+            out[layer] = torch.zeros((1, c, c), dtype=_sum_dtype(device), device=device)
+    return out
+
+
+def _content_maps(ctx: _Context, content01: torch.Tensor) -> list[torch.Tensor | None]:
+    """The content image's stored maps, as far as the content layers need them."""
+    maps = [content01.to(ctx.device)]
+    deepest = max(ctx.settings.content_layers)
+    for index, segment in enumerate(ctx.plan.segments):
+        if deepest <= segment.stop:
+            break
+        maps.append(_forward_segment(ctx, index, maps[-1], [], True))
+    return maps
+
+
+def _content_targets(ctx: _Context, index, maps, row, column, layers):
+    segment = ctx.plan.segments[index]
+    with torch.no_grad():
+        return forward(
+            ctx.net, _window(maps[index], row, column), layers, ctx.device, ctx.settings,
+            start=segment.start,
+        )  # fmt: skip
+
+
+@dataclass
+class _Sums:
+    grams: dict[int, torch.Tensor]
+    squares: dict[int, float]
+    absolutes: dict[int, float]
+    positions: dict[int, int]
+
+
+def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
+    """Forward pass: stored maps per segment, Gram sums and content sums."""
+    settings = ctx.settings
+    sums = _Sums(_zero_sums(ctx, settings.style_layers, ctx.device), {}, {}, {})
+    for layer in settings.content_layers:
+        sums.squares[layer], sums.absolutes[layer] = 0.0, 0.0
+    maps = [image]
+    for index, segment in enumerate(ctx.plan.segments):
+        style = _layers_in(segment, settings.style_layers)
+        content = _layers_in(segment, settings.content_layers)
+        shape = maps[-1].shape[-2:]
+        for layer in style + content:
+            sums.positions[layer] = _positions(segment, layer, shape)
+
+        def on_tile(row, column, feats, index=index, segment=segment, style=style, content=content):
+            _gram_sums(segment, feats, row, column, style, sums.grams)
+            if content:
+                targets = _content_targets(ctx, index, content_maps, row, column, content)
+                for layer in content:
+                    tap = segment.taps[layer]
+                    diff = (
+                        _part(feats[layer], tap, row, column, "owned").float()
+                        - _part(targets[layer], tap, row, column, "owned").float()
+                    )
+                    dtype = _sum_dtype(diff.device)
+                    sums.squares[layer] += float((diff * diff).sum(dtype=dtype))
+                    sums.absolutes[layer] += float(diff.abs().sum(dtype=dtype))
+
+        last = index == len(ctx.plan.segments) - 1
+        maps.append(_forward_segment(ctx, index, maps[-1], style + content, not last, on_tile))
+    return maps, sums
+
+
+@dataclass
+class _Gradients:
+    """Gradients of the total loss with respect to the global quantities of pass 1."""
+
+    loss: torch.Tensor
+    grams: dict[int, torch.Tensor]
+    content: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    tv: float
+
+
+def _global_losses(ctx: _Context, sums: _Sums, style_targets, image) -> _Gradients:
+    """The losses from the sums, as :func:`faket.style.losses.total_loss` combines them."""
+    settings = ctx.settings
+    content_weights, style_weights = settings.layer_weights()
+    terms, content, grams = [], {}, {}
+    for layer, weight in zip(settings.content_layers, content_weights, strict=True):
+        numerator = torch.tensor([sums.squares[layer]], dtype=torch.float32)
+        denominator = torch.tensor([sums.absolutes[layer]], dtype=torch.float32) + settings.eps
+        value = (numerator / denominator).requires_grad_(True)
+        content[layer] = (numerator, denominator, value)
+        terms.append(weight * value)
+    for layer, weight in zip(settings.style_layers, style_weights, strict=True):
+        gram = (sums.grams[layer] / sums.positions[layer]).float().cpu().requires_grad_(True)
+        grams[layer] = gram
+        target = style_targets[layer].float().cpu()
+        terms.append(weight * scaled_mse(gram, target, settings.eps))
+    if settings.tv_weight:
+        terms.append(settings.tv_weight * _tv_value(image))
+    total = torch.stack(terms).sum(0)
+    total.sum().backward()
+    return _Gradients(
+        loss=total.detach(),
+        grams={layer: g.grad.to(ctx.device) for layer, g in grams.items()},
+        content={
+            layer: tuple(t.to(ctx.device) for t in (num, den, value.grad))
+            for layer, (num, den, value) in content.items()
+        },
+        tv=float(settings.tv_weight),
+    )
+
+
+def _tv_blocks(height: int, rows: int = 256):
+    for start in range(0, height, rows):
+        yield start, min(start + rows, height)
+
+
+def _tv_part(image: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``start:stop`` of the TV sum, from a window with one row of look-ahead."""
+    window = image[..., start : min(stop + 1, image.shape[-2]), :]
+    padded = torch.nn.functional.pad(window, (0, 1, 0, 1), mode="replicate")
+    dx = padded[..., :-1, 1:] - padded[..., :-1, :-1]
+    dy = padded[..., 1:, :-1] - padded[..., :-1, :-1]
+    return (dx.pow(2) + dy.pow(2))[..., : stop - start, :].sum(), window
+
+
+def _tv_value(image: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        total = sum(float(_tv_part(image, a, b)[0]) for a, b in _tv_blocks(image.shape[-2]))
+    return torch.tensor([total / image[0].numel()], dtype=torch.float32)
+
+
+def _add_tv_gradient(image: torch.Tensor, grad: torch.Tensor, weight: float) -> None:
+    scale = weight / image[0].numel()
+    for start, stop in _tv_blocks(image.shape[-2]):
+        window = image[..., start : min(stop + 1, image.shape[-2]), :].detach().requires_grad_()
+        with torch.enable_grad():
+            part, _ = _tv_part(window, 0, stop - start)
+            part.backward()
+        grad[..., start : start + window.shape[-2], :] += window.grad * scale
+
+
+def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_out):
+    """Gradient of the loss with respect to segment ``index``'s input map."""
+    settings, segment = ctx.settings, ctx.plan.segments[index]
+    x = maps[index]
+    style = _layers_in(segment, settings.style_layers)
+    content = _layers_in(segment, settings.content_layers)
+    wanted = style + content + ([segment.stop] if grad_out is not None else [])
+    grad_in = torch.zeros_like(x, dtype=torch.float32)
+    shape = x.shape[-2:]
+    for row, column in _tiles(segment, shape, ctx.plan.backward[index], segment.halo_backward):
+        window = _window(x, row, column).detach().requires_grad_(True)
+        with torch.enable_grad():
+            feats = forward(ctx.net, window, wanted, ctx.device, settings, start=segment.start)
+        tensors, injected = [], []
+        for layer in style:
+            part = _part(feats[layer], segment.taps[layer], row, column, "valid")
+            n, c, h, w = part.shape
+            mat = part.detach().float().permute(0, 2, 3, 1).reshape(n, h * w, c)
+            positions = _positions(segment, layer, shape)
+            g = gram_backward(mat, grads.grams[layer], float(positions))
+            tensors.append(part)
+            injected.append(g.view(n, h, w, c).permute(0, 3, 1, 2).to(part.dtype))
+        if content:
+            targets = _content_targets(ctx, index, content_maps, row, column, content)
+            for layer in content:
+                tap = segment.taps[layer]
+                part = _part(feats[layer], tap, row, column, "valid")
+                diff = part.detach().float() - _part(targets[layer], tap, row, column, "valid")
+                numerator, denominator, g = grads.content[layer]
+                tensors.append(part)
+                injected.append(scaled_mse_backward(diff.float(), numerator, denominator, g))
+        if grad_out is not None:
+            tap = segment.taps[segment.stop]
+            part = _part(feats[segment.stop], tap, row, column, "valid")
+            tensors.append(part)
+            injected.append(grad_out[_place(tap, row, column, "valid")].to(part.dtype))
+        torch.autograd.backward(tensors, injected)
+        owned, local = _owned_input(row, column)
+        grad_in[owned] = window.grad[local]
+        del feats, tensors, injected, window
+    return grad_in
+
+
+def loss_and_gradient(ctx_or_net, image, content_maps, style_targets, settings=None, device=None,
+                      plan=None):  # fmt: skip
+    """Total loss and its gradient with respect to the three-channel ``image``, tiled.
+
+    Parameters
+    ----------
+    ctx_or_net : VGG19Features
+        The feature network (or an internal context).
+    image : Tensor, shape (1, 3, H, W)
+        The iterate in [0, 1] units, on ``device``.
+    content_maps : Tensor (1, 1, H, W) or list
+        The grey content image in [0, 1] units (or its prepared maps).
+    style_targets : dict
+        ``{layer: Tensor (1, C, C)}`` Gram targets.
+    settings : TransferSettings
+    device : torch.device
+    plan : TilePlan
+
+    Returns
+    -------
+    loss : Tensor, shape (1,)
+        As :func:`faket.style.losses.total_loss` of the whole image.
+    grad : Tensor, shape (1, 3, H, W), float32
+    """
+    ctx = ctx_or_net if isinstance(ctx_or_net, _Context) else _Context(
+        ctx_or_net, settings, device, plan
+    )  # fmt: skip
+    if isinstance(content_maps, torch.Tensor):
+        content_maps = _content_maps(ctx, content_maps)
+    maps, sums = _first_pass(ctx, image, content_maps)
+    grads = _global_losses(ctx, sums, style_targets, image)
+    grad_out = None
+    for index in reversed(range(len(ctx.plan.segments))):
+        grad_out = _backward_segment(ctx, index, maps, content_maps, grads, grad_out)
+        maps[index + 1] = None  # no longer needed: free it before the next segment
+    if grads.tv:
+        _add_tv_gradient(image, grad_out, grads.tv)
+    return grads.loss, grad_out
+
+
+def optimise_tiled(net, image0, content01, style_targets, settings, device, plan) -> torch.Tensor:
+    """Adam on the three-channel iterate from ``image0`` (1, 3, H, W), tiled; the EMA.
+
+    The same steps as the whole-tilt optimisation (:mod:`faket.style.transfer`): per
+    iteration the gradient, Adam's update of each channel and pixel, the clamp to
+    [0, 1] and the bias-corrected moving average; the result clamped to [0, 1].
+    """
+    ctx = _Context(net, settings, device, plan)
+    content_maps = _content_maps(ctx, content01)
+    image = image0.clone()
+    ema = Ema(image0, settings.ema_decay)
+    optimiser = Adam(image, lr=settings.step_size)
+    rows = max(1, 2**24 // max(1, 3 * image.shape[-1]))  # ~64 MiB blocks of temporaries
+    for _ in range(settings.iterations):
+        _loss, grad = loss_and_gradient(ctx, image, content_maps, style_targets)
+        optimiser.step(grad, rows=rows)
+        del grad
+        with torch.no_grad():
+            image.clamp_(0, 1)
+            ema.update(image)
+    return ema.get().clamp_(0, 1)

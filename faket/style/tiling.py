@@ -1,0 +1,289 @@
+"""Tile geometry of the exact tiled style transfer (see :mod:`faket.style.tiled`).
+
+The network is cut into *segments* after its pooling layers (from the second one on:
+VGG-19's ``0-9 | 10-18 | 19-27 | 28-29``). A segment maps a stored full-image map (its
+input grid: the image, or the previous segment's output) to its own output map; every
+segment is computed tile by tile, each tile being a rectangle of *owned* positions of
+the segment's output grid plus a *halo*. Why the tiles reproduce the whole-image
+arithmetic, choice by choice:
+
+- **Locality.** Every layer is a 3x3 convolution (stride 1, padding 1), an elementwise
+  function or a 2x2 stride-2 pooling, so a position at a layer depends on a finite
+  window of the segment's input: a position ``q`` of stride ``s`` (``s`` input positions
+  per position) depends on inputs ``[q s - r, q s + s - 1 + r]``, where the *reach* ``r``
+  grows by ``s`` per convolution and is unchanged by pooling (its window is the two
+  positions the pooled one covers). :func:`network_segments` walks the layers and gets
+  ``s`` and ``r`` of every layer a loss uses (a *tap*) and of the segment's output.
+- **Image borders (padding of conv1_1 and all later convolutions).** A tile that touches
+  a border of the image has its edge exactly there, at every layer: the first
+  convolution replicates the image's own edge pixels and later ones pad with zeros, as
+  for the whole image, because the tile's maps end where the image's maps end (next
+  point). So nothing is approximated at the image border; a tile's halo exists only on
+  its interior sides.
+- **Pooling alignment.** Tiles start at multiples of the segment's stride (2 per
+  pooling; 16 input pixels for the deepest VGG segment as a whole), so the tile's
+  2x2 pooling windows are the whole image's windows, and with a far edge at the image's
+  edge the floor of odd sizes drops the same last row or column: ``floor((N - A) / 2^p)
+  = floor(N / 2^p) - A / 2^p`` exactly when ``2^p`` divides the offset ``A``. Owned
+  regions are aligned the same way, so the owned positions of all tiles partition every
+  map exactly, odd sizes and tile sizes that do not divide the image included (the last
+  tile in a row owns the remainder, including input rows that the floor drops from the
+  deeper maps but whose activations still feed shallower taps).
+- **Forward values.** A tile position whose dependency window lies inside the tile's
+  input window (or reaches beyond it only at an image border) is computed from exactly
+  the inputs, and through exactly the intermediate positions, of the whole-image
+  computation: it is *valid*. The forward-only passes (style Gram matrices, content and
+  loss sums, the stored maps) use a halo of the largest tap reach, so every owned
+  position is valid and the sums over owned positions are the whole image's sums.
+- **Gradients.** With the global Gram matrices and loss sums known, the gradient of the
+  loss with respect to a tap's activation at a position is a function of that position's
+  activation only (``S F(q)`` with a global ``C x C`` matrix ``S`` for a Gram loss, the
+  scaled-MSE derivative of the difference for a content loss), and the gradient
+  with respect to the segment's output comes from the next segment. Injecting these
+  gradients at all valid positions of a tile (and none elsewhere) and back-propagating
+  through the tile gives the exact gradient at every input position all of whose
+  dependent positions are valid. The positions that depend on input ``x`` lie within
+  ``r + s - 1`` of it and depend on inputs within ``r`` further, so a backward halo of
+  ``2 r + s - 1`` (rounded up to the segment's stride) covers the owned inputs.
+
+What is not bit-for-bit: sums over positions (Gram matrices, the content loss's sums)
+are added tile by tile instead of in one reduction, which changes float round-off
+(~1e-7 relative), and the per-position arithmetic of a convolution kernel may differ
+in round-off with the size of the map it runs on. Both are far below the effect of
+thread counts or memory layouts, which one Adam step turns into the update direction
+of the few pixels whose gradient is ~0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from torch import nn
+
+from faket.errors import FaketError
+
+__all__ = ["Segment", "Span", "Tap", "network_segments", "spans", "tap_range"]
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A layer seen from its segment's input grid.
+
+    Attributes
+    ----------
+    layer : int
+        Layer index.
+    stride : int
+        Segment-input positions per position of the layer (2 per pooling in between).
+    reach : int
+        Segment-input positions, beyond its own block, that a position depends on.
+    channels : int
+        Channels of the layer's activations.
+    """
+
+    layer: int
+    stride: int
+    reach: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Layers ``start..stop`` (inclusive), computed tile by tile from a stored map.
+
+    Attributes
+    ----------
+    start, stop : int
+        First and last layer index; ``stop`` is the stored output.
+    taps : dict
+        ``{layer: Tap}`` for every layer in the segment, incl. ``stop``.
+    level : int
+        Poolings before the segment: its input grid has ``2**level`` pixels per position.
+    halo_forward, halo_backward : int
+        Halo (segment-input positions) of the forward-only and the gradient passes.
+    floats_per_position : float
+        Activation values per segment-input position summed over the segment's layers
+        (the basis of its memory estimate).
+    """
+
+    start: int
+    stop: int
+    taps: dict[int, Tap]
+    level: int
+    halo_forward: int
+    halo_backward: int
+    floats_per_position: float
+
+    @property
+    def stride(self) -> int:
+        """Segment-input positions per output position."""
+        return self.taps[self.stop].stride
+
+
+def _pool_of(module: nn.Module) -> nn.Module | None:
+    if isinstance(module, _POOLS):
+        return module
+    inner = getattr(module, "pool", None)  # faket's rescaled average / L2 pooling
+    return inner if isinstance(inner, _POOLS) else None
+
+
+def _as_pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, tuple) else (value, value)
+
+
+def _conv_half_width(module: nn.Conv2d, index: int) -> int:
+    kernel = _as_pair(module.kernel_size)
+    same = all(
+        k % 2 == 1 and p == k // 2 for k, p in zip(kernel, _as_pair(module.padding), strict=True)
+    )
+    if not same or _as_pair(module.stride) != (1, 1) or _as_pair(module.dilation) != (1, 1):
+        raise FaketError(f"layer {index} is not a 'same' stride-1 convolution; cannot tile it")
+    if kernel[0] != kernel[1]:
+        raise FaketError(f"layer {index} has a non-square kernel; cannot tile it")
+    return kernel[0] // 2
+
+
+def _check_pool(pool: nn.Module, index: int) -> None:
+    kernel = _as_pair(pool.kernel_size)
+    stride = _as_pair(pool.stride if pool.stride is not None else pool.kernel_size)
+    if kernel != (2, 2) or stride != (2, 2) or _as_pair(getattr(pool, "padding", 0)) != (0, 0):
+        raise FaketError(f"layer {index} is not a 2x2 stride-2 pooling; cannot tile it")
+
+
+def network_segments(features: nn.Sequential, last_layer: int) -> list[Segment]:
+    """Cut layers ``0..last_layer`` of ``features`` into tiled segments (see module doc).
+
+    Parameters
+    ----------
+    features : nn.Sequential
+        The feature network's layers (3x3 'same' convolutions, elementwise layers and
+        2x2 stride-2 poolings).
+    last_layer : int
+        Deepest layer needed.
+
+    Returns
+    -------
+    list of Segment
+    """
+    segments: list[Segment] = []
+    start, level, pools = 0, 0, 0
+    stride, reach, floats, channels = 1, 0, 0.0, 3
+    taps: dict[int, Tap] = {}
+    for index in range(last_layer + 1):
+        module = features[index]
+        pool = _pool_of(module)
+        if isinstance(module, nn.Conv2d):
+            reach += _conv_half_width(module, index) * stride
+            channels = module.out_channels
+        elif pool is not None:
+            _check_pool(pool, index)
+            stride *= 2
+            pools += 1
+        if isinstance(module, nn.Conv2d) or pool is not None:
+            floats += channels / stride**2  # elementwise layers work in place
+        taps[index] = Tap(index, stride, reach, channels)
+        # Cut after every pooling from the second on: the first pooling's output (64
+        # channels at half resolution) would be the largest map to store.
+        if index == last_layer or (pool is not None and level + pools >= 2):
+            segments.append(
+                Segment(
+                    start,
+                    index,
+                    taps,
+                    level,
+                    _halo(taps, stride, backward=False),
+                    _halo(taps, stride, backward=True),
+                    floats,
+                )
+            )
+            start, level = index + 1, level + pools
+            stride, reach, floats, pools, taps = 1, 0, 0.0, 0, {}
+    return segments
+
+
+def _halo(taps: dict[int, Tap], stride: int, backward: bool) -> int:
+    """Halo that makes every tap exact (see the module docstring), a multiple of ``stride``."""
+    if backward:
+        need = max(2 * t.reach + t.stride - 1 for t in taps.values())
+    else:
+        need = max(t.reach for t in taps.values())
+    return -(-need // stride) * stride
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile along one axis of a segment's input grid (half-open ranges).
+
+    Attributes
+    ----------
+    owned : (int, int)
+        Input positions whose results (gradient, stored map, sums) the tile delivers.
+    window : (int, int)
+        Input positions the tile computes on: ``owned`` plus the halo, clipped to the image.
+    size : int
+        Length of the input grid.
+    """
+
+    owned: tuple[int, int]
+    window: tuple[int, int]
+    size: int
+
+
+def spans(size: int, stride: int, tile: int, halo: int) -> Iterator[Span]:
+    """Tiles of ``tile`` output positions (``tile * stride`` inputs) along an axis.
+
+    Parameters
+    ----------
+    size : int
+        Input positions along the axis.
+    stride : int
+        Input positions per output position (the segment's stride).
+    tile : int
+        Owned output positions per tile (the last tile owns the rest).
+    halo : int
+        Positions added on the interior sides, a multiple of ``stride``.
+    """
+    outputs = size // stride
+    if outputs < 1 or tile < 1 or halo % stride:
+        raise FaketError(f"cannot tile {size} positions with stride {stride} and halo {halo}")
+    for first in range(0, outputs, tile):
+        last = min(first + tile, outputs)
+        begin = first * stride
+        end = size if last == outputs else last * stride
+        window = (max(0, begin - halo), size if last == outputs else min(size, end + halo))
+        yield Span((begin, end), window, size)
+
+
+def tap_range(span: Span, tap: Tap, kind: str) -> tuple[int, int]:
+    """Positions of ``tap`` in ``span``'s tile, in the tile's own coordinates.
+
+    Parameters
+    ----------
+    span : Span
+    tap : Tap
+    kind : {"owned", "valid"}
+        ``owned``: the positions whose blocks lie in the owned inputs (they partition
+        the tap's map over the tiles); ``valid``: all positions the tile computes
+        exactly (their dependency window is inside the tile window, or meets the
+        image's own border).
+
+    Returns
+    -------
+    (int, int)
+        Half-open range of the tap's positions, relative to the tile window's start.
+    """
+    step = tap.stride
+    count = span.size // step
+    begin, end = span.window
+    offset = begin // step
+    if kind == "owned":
+        first, last = span.owned[0] // step, span.owned[1] // step
+        if span.owned[1] == span.size:
+            last = count
+    else:
+        first = 0 if begin == 0 else -(-(begin + tap.reach) // step)
+        last = count if end == span.size else (end - tap.reach - step) // step + 1
+    return first - offset, last - offset
