@@ -141,13 +141,17 @@ def test_interrupted_run_resumes_without_redoing_tilts(inputs, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         style_transfer_files(*paths, output, **kwargs)
     state = json.loads(sidecar_path(output).read_text())
-    assert state["done"] == [0, 1] and output.exists()
+    # The finished tilts live in a hidden work file; the output appears when complete.
+    work = output.with_name(f".{output.name}.partial")
+    assert state["done"] == [0, 1] and work.is_file() and not output.exists()
+    output.write_bytes(b"old")
     # Other settings do not match the sidecar: no resume, and the output is not replaced.
     with pytest.raises(FaketError, match="--overwrite"):
         style_transfer_files(*paths, output, iterations=2, **kwargs)
+    assert output.read_bytes() == b"old"
     style_transfer_files(*paths, output, **kwargs)
     assert requested == [[0, 1, 2, 3], [2, 3]]
-    assert not sidecar_path(output).exists()
+    assert not sidecar_path(output).exists() and not work.exists()
     assert np.array_equal(read_mrc(output).data, _library(inputs))
 
 
@@ -166,6 +170,35 @@ def test_style_cache_is_reused(inputs, tmp_path, monkeypatch) -> None:
     expected = _library(inputs)
     assert np.array_equal(read_mrc(tmp_path / "b.mrc").data, expected)
     assert np.array_equal(read_mrc(tmp_path / "a.mrc").data, expected)
+
+
+def test_tile_option_tiles_and_rejects_bad_sizes(inputs, tmp_path, capsys, monkeypatch) -> None:
+    from faket.style import transfer as transfer_module
+
+    chosen = []
+    real = transfer_module.choose_plan
+
+    def spy(*args):
+        chosen.append(real(*args))
+        return chosen[-1]
+
+    monkeypatch.setattr(transfer_module, "choose_plan", spy)
+    output = tmp_path / "tiled.mrc"
+    code, _ = _run(capsys, *_style_args(inputs, output, "--tile", "16", "--tilts", "0:2"))
+    assert code == 0
+    assert chosen[-1] is not None and chosen[-1].forward[0] == 4  # 16 px = 4 pool2 positions
+    untiled = _library(inputs, tilts=[0, 1])
+    x0 = read_mrc(inputs["init"]).data[:2]
+    # Same update direction as the whole-tilt transfer (round-off aside).
+    assert np.mean(np.sign(read_mrc(output).data - x0) == np.sign(untiled - x0)) > 0.999
+    code, _ = _run(
+        capsys, *_style_args(inputs, tmp_path / "off.mrc", "--tile", "off", "--tilts", "0")
+    )
+    assert code == 0
+    assert chosen[-1] is None
+    for bad in ("0", "-3", "big"):
+        code, err = _run(capsys, *_style_args(inputs, tmp_path / "bad.mrc", "--tile", bad))
+        assert code == 2 and "--tile" in err and err.count("\n") == 1
 
 
 def test_parse_tilts() -> None:

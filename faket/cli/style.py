@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from faket.cli._common import DeviceOption, OverwriteOption, QuietOption, require_input
+from faket.errors import FaketError
 from faket.io import check_target
 
 
@@ -61,6 +62,13 @@ def style_command(
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Tilts per step [default: 1 on CPU, by free memory on GPU]."
     ),
+    tile: str = typer.Option(
+        "auto",
+        "--tile",
+        help="Tile tilts too large for memory, with the same result up to float round-off: "
+        "auto (when a tilt's working set exceeds half the free GPU or available host "
+        "memory), off, or SIZE (tiles of SIZE x SIZE pixels).",
+    ),
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
@@ -70,10 +78,12 @@ def style_command(
     Defaults are the paper's: one Adam step of size 0.15 from --init, content layer 8,
     style layers 1 6 11 20 29, output mean/std per tilt matched to the style. An
     interrupted run continues where it stopped when run again (the output's
-    .progress.json sidecar lists the finished tilts).
+    .progress.json sidecar lists the finished tilts; the output appears when complete).
+    Tilts of any size run in bounded memory: too large ones are tiled (--tile).
     """
     from faket.style import style_transfer_files
 
+    tile_size = parse_tile(tile)
     for path in (content, style, init):
         require_input(path)
     check_target(output, overwrite=True)
@@ -101,9 +111,26 @@ def style_command(
         min_scale=min_scale,
         channels_last=channels_last,
         style_cache=style_cache,
+        tile=tile_size,
     )
     if not quiet:
         typer.echo(f"wrote {output}", err=True)
+
+
+def parse_tile(text: str) -> int | None:
+    """``--tile`` as the library's ``tile``: None (auto), 0 (off) or a size in pixels."""
+    value = text.strip().lower()
+    if value == "auto":
+        return None
+    if value == "off":
+        return 0
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if size < 1:
+        raise FaketError(f"--tile {text}: use auto, off, or a tile size in pixels (e.g. 1024)")
+    return size
 
 
 def register(app: typer.Typer) -> None:

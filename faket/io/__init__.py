@@ -8,6 +8,7 @@ import importlib
 
 from faket.io.angles import check_angle_count, read_tlt, tilt_range, write_tlt
 from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
+from faket.io.mapped import MrcStackWriter, release_pages
 from faket.io.mrc import (
     SUPPORTED_DTYPES,
     MrcData,
@@ -26,6 +27,7 @@ _PARTICLE_NAMES = (
     "read_particles_csv",
     "read_particles_star",
     "read_shrec_particles",
+    "release_pages",
     "relion_to_zxz",
     "validate_particles",
     "write_particles_csv",
@@ -47,6 +49,7 @@ __all__ = [
     "COLUMNS",
     "SUPPORTED_DTYPES",
     "MrcData",
+    "MrcStackWriter",
     "atomic_path",
     "atomic_write",
     "check_angle_count",
@@ -60,6 +63,7 @@ __all__ = [
     "read_particles_star",
     "read_shrec_particles",
     "read_tlt",
+    "release_pages",
     "relion_to_zxz",
     "tilt_range",
     "validate_particles",

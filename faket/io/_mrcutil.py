@@ -1,7 +1,9 @@
-"""Low-level helpers for :mod:`faket.io.mrc`: dtypes, chunked scans, IMOD header flags."""
+"""Low-level helpers for :mod:`faket.io.mrc`: dtypes, chunked scans, IMOD header flags,
+resident pages of memory maps."""
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,38 @@ SUPPORTED_DTYPES = tuple(
 _IMOD_STAMP = 1146047817  # the bytes "IMOD" read as a little-endian int32
 _IMOD_WORD = 10  # imodStamp sits at byte 152 = 112 (start of header.extra2) + 4 * 10
 _CHUNK_BYTES = 64 * 2**20  # bounds memory for chunked scans of memory-mapped data
+
+
+def _mapping(array: object) -> mmap.mmap | None:
+    """The :class:`mmap.mmap` behind a (view of a) :class:`numpy.memmap`, else None."""
+    base = array
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    return base
+
+
+def release_pages(array: object) -> None:
+    """Drop the resident pages of the memory map behind ``array`` (no-op for plain arrays).
+
+    The mapping stays valid: a later access reads the pages back from the page cache or
+    the file. Writable maps are flushed first, so nothing written is lost.
+
+    Parameters
+    ----------
+    array : ndarray
+        A :class:`numpy.memmap` or a view of one; anything else is left alone.
+    """
+    mapping = _mapping(array)
+    if mapping is None or not hasattr(mapping, "madvise") or mapping.closed:
+        return
+    try:
+        mapping.flush()
+    except (OSError, ValueError, TypeError):  # read-only maps need no flush
+        pass
+    try:
+        mapping.madvise(mmap.MADV_DONTNEED)
+    except (OSError, ValueError):  # e.g. a platform without the advice: pages stay
+        pass
 
 
 def row_chunks(data: np.ndarray, itemsize: int | None = None) -> Iterator[np.ndarray]:
@@ -45,7 +79,11 @@ def count_nonfinite(data: np.ndarray) -> int:
     """
     if not np.issubdtype(data.dtype, np.inexact):
         return 0
-    return sum(int(np.count_nonzero(~np.isfinite(chunk))) for chunk in row_chunks(data))
+    total = 0
+    for chunk in row_chunks(data):
+        total += int(np.count_nonzero(~np.isfinite(chunk)))
+        release_pages(chunk)
+    return total
 
 
 def imod_unsigned_bytes(header: np.recarray) -> bool:
@@ -81,6 +119,7 @@ def chunked_stats(data: np.ndarray) -> dict:
     lo, hi, nonfinite = np.inf, -np.inf, 0
     for chunk in row_chunks(data, itemsize=8):
         values = np.asarray(chunk, dtype=np.float64).ravel()
+        release_pages(chunk)
         finite = np.isfinite(values)
         nonfinite += int(values.size - np.count_nonzero(finite))
         values = values[finite]

@@ -11,7 +11,6 @@ tilt at a time, under a work name that becomes the output only when it is comple
 
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
 
@@ -19,42 +18,10 @@ import mrcfile
 import numpy as np
 
 from faket import __version__
-from faket.io._mrcutil import chunked_stats
+from faket.io._mrcutil import chunked_stats, release_pages
 from faket.io.atomic import check_target
 
 __all__ = ["MrcStackWriter", "release_pages"]
-
-
-def _mapping(array: object) -> mmap.mmap | None:
-    """The :class:`mmap.mmap` behind a (view of a) :class:`numpy.memmap`, else None."""
-    base = array
-    while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
-    return base
-
-
-def release_pages(array: object) -> None:
-    """Drop the resident pages of the memory map behind ``array`` (no-op for plain arrays).
-
-    The mapping stays valid: a later access reads the pages back from the page cache or
-    the file. Writable maps are flushed first, so nothing written is lost.
-
-    Parameters
-    ----------
-    array : ndarray
-        A :class:`numpy.memmap` or a view of one; anything else is left alone.
-    """
-    mapping = _mapping(array)
-    if mapping is None or not hasattr(mapping, "madvise") or mapping.closed:
-        return
-    try:
-        mapping.flush()
-    except (OSError, ValueError, TypeError):  # read-only maps need no flush
-        pass
-    try:
-        mapping.madvise(mmap.MADV_DONTNEED)
-    except (OSError, ValueError):  # e.g. a platform without the advice: pages stay
-        pass
 
 
 class MrcStackWriter:

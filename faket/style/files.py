@@ -1,13 +1,16 @@
 """Style transfer from MRC files to an MRC file, resumable after an interruption.
 
-While it runs, the output file is rewritten (atomically) at most every
-``checkpoint_seconds`` with the tilts finished so far, and a small JSON sidecar next to
-it (``OUT.mrc.progress.json``) lists which tilts those are and fingerprints the inputs,
-weights and settings. Running the same command again skips the finished tilts; a
-sidecar whose fingerprint does not match is ignored. When all tilts are done the output
-is written a last time and the sidecar removed, so an output without a sidecar is
-complete. Because every tilt's result depends only on its own inputs (and whole-stack
-normalisation constants), a resumed run gives exactly the uninterrupted run's output.
+The inputs are memory-mapped and read tilt by tilt, and each finished tilt goes straight
+into a memory-mapped work file next to the output (``.OUT.mrc.partial``), so a run holds
+a few tilts, not whole stacks, however large the detector. At most every
+``checkpoint_seconds`` the work file is flushed and a small JSON sidecar
+(``OUT.mrc.progress.json``) records which tilts it holds, with a fingerprint of the
+inputs, weights and settings. Running the same command again skips the finished tilts;
+a sidecar whose fingerprint does not match is ignored. When all tilts are done the work
+file is renamed onto the output and the sidecar removed: the output appears only when
+it is complete (an existing one stays untouched until then). Because every tilt's
+result depends only on its own inputs (and whole-stack normalisation constants), a
+resumed run gives exactly the uninterrupted run's output.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch
 
 from faket.device import select_device
 from faket.errors import FaketError
-from faket.io import read_mrc, write_mrc, write_text_atomic
+from faket.io import read_mrc, write_text_atomic
+from faket.io.mapped import MrcStackWriter
 from faket.style.reference import StyleReference, prepare_style, reference_key, stack_digest
 from faket.style.settings import TransferSettings, with_overrides
 from faket.style.transfer import iter_style_transfer
@@ -92,25 +96,27 @@ def _fingerprint(settings, weights_id: str, tilts: list[int], arrays: Sequence[n
     return hasher.hexdigest()
 
 
-def _resume(output: Path, fingerprint: str, shape: tuple, overwrite: bool):
-    """Finished tilts and their data from a matching partial output, else a fresh start."""
+def _resume(output: Path, fingerprint: str, shape: tuple, voxel: float, overwrite: bool):
+    """The work file (reopened when a matching sidecar vouches for it) and its done tilts."""
     sidecar = sidecar_path(output)
-    if sidecar.is_file() and output.is_file():
+    state = {}
+    if sidecar.is_file():
         try:
             state = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             state = {}
-        if state.get("fingerprint") == fingerprint:
-            partial = read_mrc(output).data
-            if partial.shape == shape:
-                return np.array(partial, dtype=np.float32), set(state.get("done", []))
+    if state.get("fingerprint") == fingerprint:
+        writer = MrcStackWriter(output, shape, voxel, resume=True)
+        if writer.resumed:
+            return writer, set(state.get("done", []))
+        writer.discard()
     if output.exists() and not overwrite:
         raise FaketError(f"{output} already exists; pass --overwrite to replace it")
     sidecar.unlink(missing_ok=True)
-    return np.zeros(shape, dtype=np.float32), set()
+    return MrcStackWriter(output, shape, voxel), set()
 
 
-def _cached_reference(path: Path, style: np.ndarray, net, settings, progress) -> StyleReference:
+def _cached_reference(path: Path, style: np.ndarray, net, settings, progress, tile):
     if path.is_file():
         reference = StyleReference.load(path)
         if reference.source == stack_digest(style) and reference.key == reference_key(
@@ -123,16 +129,17 @@ def _cached_reference(path: Path, style: np.ndarray, net, settings, progress) ->
         settings=settings,
         progress=progress,
         device=next(net.parameters()).device,
+        tile=tile,
     )
     reference.save(path)
     return reference
 
 
-def _checkpoint(output, result, voxel, fingerprint, selected, done) -> None:
+def _checkpoint(writer: MrcStackWriter, fingerprint, selected, done) -> None:
     # Data first, then the sidecar: if we die in between, the sidecar under-reports.
-    write_mrc(output, result, voxel)
+    writer.flush()
     state = {"fingerprint": fingerprint, "tilts": selected, "done": sorted(done)}
-    write_text_atomic(sidecar_path(output), json.dumps(state))
+    write_text_atomic(sidecar_path(writer.path), json.dumps(state))
 
 
 def style_transfer_files(
@@ -152,6 +159,7 @@ def style_transfer_files(
     batch_size: int | None = None,
     memory_budget: int | None = None,
     style_cache: str | Path | None = None,
+    tile: int | None = None,
     **overrides,
 ) -> Path:
     """Stylise MRC tilt series into ``output`` (see :func:`faket.style.style_transfer`).
@@ -162,7 +170,7 @@ def style_transfer_files(
         MRC tilt series ``(n_tilts, Y, X)`` of equal shape.
     output : path
         Output MRC; gets the content's pixel size. Holds the selected tilts in order.
-    weights, settings, device, seed, batch_size, memory_budget, progress, **overrides
+    weights, settings, device, seed, batch_size, memory_budget, tile, progress, **overrides
         As for :func:`faket.style.style_transfer`.
     tilts : str or sequence of int, optional
         Selection as :func:`parse_tilts` text or indices; default all.
@@ -182,7 +190,7 @@ def style_transfer_files(
     """
     settings = with_overrides(settings, overrides)
     output = Path(output)
-    stacks = [read_mrc(path, ndim=3) for path in (content, style, init)]
+    stacks = [read_mrc(path, mmap=True, ndim=3) for path in (content, style, init)]
     shapes = [s.data.shape for s in stacks]
     if len(set(shapes)) != 1:
         raise FaketError(
@@ -203,33 +211,36 @@ def style_transfer_files(
     arrays = [s.data for s in stacks]
     fingerprint = _fingerprint(settings, net.weights_id, selected, arrays)
     shape = (len(selected), *arrays[0].shape[1:])
-    result, done = _resume(output, fingerprint, shape, overwrite)
-    position = {tilt: i for i, tilt in enumerate(selected)}
-    remaining = [t for t in selected if t not in done]
-    voxel = stacks[0].voxel_size
-    if remaining:
-        style_input = arrays[1]
-        if style_cache is not None:
-            style_input = _cached_reference(Path(style_cache), arrays[1], net, settings, progress)
-        parts = iter_style_transfer(
-            arrays[0],
-            style_input,
-            arrays[2],
-            weights=net,
-            settings=settings,
-            device=device,
-            tilts=remaining,
-            batch_size=batch_size,
-            memory_budget=memory_budget,
-            progress=progress,
-        )
-        last = time.monotonic()
-        for tilt, image in parts:
-            result[position[tilt]] = image
-            done.add(tilt)
-            if time.monotonic() - last >= checkpoint_seconds and len(done) < len(selected):
-                _checkpoint(output, result, voxel, fingerprint, selected, done)
-                last = time.monotonic()
-    write_mrc(output, result, voxel)
+    writer, done = _resume(output, fingerprint, shape, stacks[0].voxel_size, overwrite)
+    with writer:
+        position = {tilt: i for i, tilt in enumerate(selected)}
+        remaining = [t for t in selected if t not in done]
+        if remaining:
+            style_input = arrays[1]
+            if style_cache is not None:
+                style_input = _cached_reference(
+                    Path(style_cache), arrays[1], net, settings, progress, tile
+                )
+            parts = iter_style_transfer(
+                arrays[0],
+                style_input,
+                arrays[2],
+                weights=net,
+                settings=settings,
+                device=device,
+                tilts=remaining,
+                batch_size=batch_size,
+                memory_budget=memory_budget,
+                tile=tile,
+                progress=progress,
+            )
+            last = time.monotonic()
+            for tilt, image in parts:
+                writer.write(position[tilt], image)
+                done.add(tilt)
+                if time.monotonic() - last >= checkpoint_seconds and len(done) < len(selected):
+                    _checkpoint(writer, fingerprint, selected, done)
+                    last = time.monotonic()
+        writer.commit()
     sidecar_path(output).unlink(missing_ok=True)
     return output

@@ -16,8 +16,7 @@ import torch
 
 from faket.device import chunk_size, memory_budget, reuse_freed_host_memory, select_device
 from faket.errors import FaketError
-from faket.io import atomic_path
-from faket.io.mapped import release_pages
+from faket.io import atomic_path, release_pages
 from faket.progress import progress as progress_bar
 from faket.style._precision import fp32_mode
 from faket.style.network import resolve_net, style_grams

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from faket.errors import FaketError
-from faket.io.mapped import release_pages
+from faket.io import release_pages
 from faket.style._precision import check_precision
 from faket.style.vgg import LAYER_NAMES, POOLINGS, min_input_size
 

@@ -223,9 +223,12 @@ def _layers_in(segment: Segment, layers) -> list[int]:
     return [layer for layer in layers if segment.start <= layer <= segment.stop]
 
 
-def _new_map(ctx: _Context, like: torch.Tensor, channels: int, shape) -> torch.Tensor:
-    fmt = torch.channels_last if ctx.net.channels_last else torch.contiguous_format
-    return torch.empty((1, channels, *shape), dtype=like.dtype, device=like.device).to(
+def _new_map(like: torch.Tensor, shape) -> torch.Tensor:
+    """An empty full map for tiles like ``like``, in its memory layout (the layout decides
+    which convolution kernels run, and so their round-off)."""
+    channels_last = like.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty((1, like.shape[1], *shape), dtype=like.dtype, device=like.device).to(
         memory_format=fmt
     )
 
@@ -249,7 +252,7 @@ def _forward_segment(ctx: _Context, index: int, x: torch.Tensor, layers, store, 
                 value = feats[segment.stop]
                 if out is None:
                     shape = tuple(n // segment.stride for n in x.shape[-2:])
-                    out = _new_map(ctx, value, value.shape[1], shape)
+                    out = _new_map(value, shape)
                 out[_place(output, row, column, "owned")] = _part(
                     value, output, row, column, "owned"
                 )

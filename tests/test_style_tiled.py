@@ -1,0 +1,206 @@
+"""Exact tiled style transfer: tiles reproduce the whole-image arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _helpers import one_torch_thread  # noqa: F401  (fixture)
+
+from faket.errors import FaketError
+from faket.style import TransferSettings, build_feature_net, prepare_style, style_transfer
+from faket.style.losses import gram_matrix, total_loss
+from faket.style.optim import Adam
+from faket.style.tiled import choose_plan, loss_and_gradient, plan_tiles, tiled_grams
+from faket.style.tiling import network_segments, spans, tap_range
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def net():
+    # Channels-last, as the transfer uses it (faket.style.network.resolve_net).
+    return build_feature_net("random", seed=0, device="cpu").set_channels_last(True)
+
+
+def _images(shape, seed=0):
+    """Content, init, style in [0, 1], (1, 1, H, W): blobs with FakET-like noise levels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+
+    def blobs():
+        image = np.zeros(shape)
+        for _ in range(shape[0] // 6):
+            cy, cx, r = rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), rng.uniform(2, 8)
+            image -= np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        return image
+
+    def unit(a):
+        return torch.from_numpy(((a - a.min()) / (a.max() - a.min())).astype(np.float32))[
+            None, None
+        ]
+
+    clean = blobs()
+    noise = rng.standard_normal((2, *shape))
+    return unit(clean + 0.1 * noise[0]), unit(clean + 0.4 * noise[1]), unit(blobs() + noise[0])
+
+
+def _whole_image(net, settings, content, init, style):
+    """Loss and gradient of the whole image by plain autograd (the untiled arithmetic)."""
+    with torch.no_grad():
+        style_feats = net(style, settings.style_layers)
+        grams = {layer: gram_matrix(style_feats[layer]) for layer in settings.style_layers}
+        targets = {layer: net(content, [layer])[layer] for layer in settings.content_layers}
+    image = init.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+    image = image.clone().requires_grad_(True)
+    layers = [*settings.content_layers, *settings.style_layers]
+    cw, sw = settings.layer_weights()
+    loss = total_loss(
+        net(image, layers), targets, grams, cw, sw, image=image, tv_weight=settings.tv_weight
+    )
+    loss.sum().backward()
+    return loss.detach(), image.grad, grams, image.detach()
+
+
+@pytest.mark.parametrize(
+    ("shape", "tile", "overrides"),
+    [
+        ((192, 192), 64, {}),  # the issue's case
+        ((150, 131), 48, {}),  # odd sizes, tiles that do not divide them
+        (
+            # A deep content layer (its targets pass through stored maps), and TV.
+            (112, 100),
+            48,
+            {"tv_weight": 2.0, "content_layers": (8, 22), "content_layer_weights": (1, 1)},
+        ),
+    ],
+)
+def test_tiled_loss_and_gradient_equal_the_whole_image(net, shape, tile, overrides) -> None:
+    settings = TransferSettings(**overrides)
+    content, init, style = _images(shape)
+    loss, grad, grams, image = _whole_image(net, settings, content, init, style)
+    plan = plan_tiles(net.features, settings, tile=tile)
+    # Every segment really is cut into several tiles in the gradient pass.
+    sizes, counts = shape, []
+    for segment, side in zip(plan.segments, plan.backward, strict=True):
+        counts.append(len(list(spans(sizes[0], segment.stride, side, segment.halo_backward))))
+        sizes = tuple(n // segment.stride for n in sizes)
+    assert min(counts[:-1]) >= 2, counts
+    tiled_loss, tiled_grad = loss_and_gradient(
+        net, image.clone(), content, grams, settings, CPU, plan
+    )
+    np.testing.assert_allclose(tiled_loss.numpy(), loss.numpy(), rtol=1e-6)
+    same_sign = (torch.sign(tiled_grad) == torch.sign(grad)).double().mean()
+    assert same_sign >= 0.9999, float(same_sign)
+    # Not just the signs: the values agree to float round-off.
+    assert float((tiled_grad - grad).abs().max() / grad.abs().max()) < 1e-5
+
+
+def test_gram_matrices_accumulated_over_tiles_equal_the_whole_image(net) -> None:
+    settings = TransferSettings()
+    _, _, style = _images((133, 150), seed=2)
+    with torch.no_grad():
+        feats = net(style, settings.style_layers)
+    plan = plan_tiles(net.features, settings, tile=32)
+    assert plan.forward[0] == 8 and "forward 25/" in plan.describe((133, 150))
+    tiled = tiled_grams(net, style, settings, CPU, plan)
+    for layer in settings.style_layers:
+        whole = gram_matrix(feats[layer])
+        assert tiled[layer].shape == whole.shape
+        np.testing.assert_allclose(tiled[layer], whole, rtol=2e-5, atol=2e-6 * whole.abs().max())
+
+
+def test_vgg19_segments_and_halos(net) -> None:
+    segments = network_segments(net.features, 29)
+    assert [(s.start, s.stop, s.stride) for s in segments] == [
+        (0, 9, 4),
+        (10, 18, 2),
+        (19, 27, 2),
+        (28, 29, 1),
+    ]
+    # relu2_2 (content layer 8) sits behind conv1_1, conv1_2, pool1, conv2_1, conv2_2: it
+    # reaches 1 + 1 + 2 + 2 = 6 pixels beyond its own 2x2 block.
+    assert segments[0].taps[8].reach == 6 and segments[0].taps[8].stride == 2
+    # Forward-only halo: the largest reach (6) rounded up to the stride 4; backward:
+    # 2 * 6 + 4 - 1 = 15 for pool2, rounded up to 16.
+    assert [s.halo_forward for s in segments] == [8, 4, 4, 1]
+    assert [s.halo_backward for s in segments] == [16, 10, 10, 2]
+
+
+@pytest.mark.parametrize(("size", "tile"), [(197, 64), (64, 64), (131, 20), (40, 100)])
+def test_owned_positions_partition_every_map_and_valid_ones_cover_them(net, size, tile) -> None:
+    for segment in network_segments(net.features, 29):
+        if size // segment.stride < 1:
+            continue
+        for halo in (segment.halo_forward, segment.halo_backward):
+            tiles = list(spans(size, segment.stride, max(1, tile // segment.stride), halo))
+            assert tiles[0].owned[0] == 0 and tiles[-1].owned[1] == size
+            for span in tiles:
+                assert span.window[0] % segment.stride == 0  # pooling alignment
+                assert span.window[0] <= span.owned[0] < span.owned[1] <= span.window[1]
+            for tap in segment.taps.values():
+                covered = []
+                for span in tiles:
+                    offset = span.window[0] // tap.stride
+                    first, last = tap_range(span, tap, "owned")
+                    covered += range(first + offset, last + offset)
+                    valid = tap_range(span, tap, "valid")
+                    assert valid[0] <= first and last <= valid[1]
+                    if halo == segment.halo_backward:
+                        # Every position depending on an owned input is valid.
+                        low = max(0, -(-(span.owned[0] - tap.reach - tap.stride + 1) // tap.stride))
+                        high = min(
+                            size // tap.stride, (span.owned[1] - 1 + tap.reach) // tap.stride + 1
+                        )
+                        assert valid[0] + offset <= low and high <= valid[1] + offset
+                assert covered == list(range(size // tap.stride))
+
+
+def test_tiled_transfer_equals_the_whole_tilt_transfer(net) -> None:
+    rng = np.random.default_rng(4)
+    clean = rng.standard_normal((1, 96, 112)).cumsum(axis=2).astype(np.float32)
+    content = clean + 0.3 * rng.standard_normal(clean.shape).astype(np.float32)
+    init = clean + rng.standard_normal(clean.shape).astype(np.float32)
+    style = 4.0 + 2.0 * rng.standard_normal(clean.shape).astype(np.float32)
+    kwargs = {"weights": net, "device": "cpu"}
+    whole = style_transfer(content, style, init, **kwargs, match_stats="none", tile=0)
+    # Style targets from the cache, made with tiles; content targets, iterate, Adam, EMA
+    # and the mean/std match of the output tiled.
+    reference = prepare_style(style, **kwargs, tile=48)
+    tiled = style_transfer(content, reference, init, **kwargs, tile=48)
+    x0 = (init - init.min()) / (init.max() - init.min())
+    own = (tiled - tiled.mean()) / tiled.std() * whole.std() + whole.mean()
+    assert np.mean(np.sign(own - x0) == np.sign(whole - x0)) >= 0.9999
+    assert np.mean(np.abs(own - whole) > 1e-4) < 1e-4
+    np.testing.assert_allclose(tiled.mean(axis=(1, 2)), style.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(tiled.std(axis=(1, 2)), style.std(axis=(1, 2)), rtol=1e-4)
+
+
+def test_tiling_is_chosen_when_a_tilt_does_not_fit(net) -> None:
+    settings = TransferSettings()
+    # 1024^2 takes ~6 GB as a whole; with 1 GB it is tiled, with 100 GB it is not.
+    assert choose_plan(net, settings, CPU, (1024, 1024), 10**9, None) is not None
+    assert choose_plan(net, settings, CPU, (1024, 1024), 10**11, None) is None
+    assert choose_plan(net, settings, CPU, (64, 64), None, None) is None
+    assert choose_plan(net, settings, CPU, (64, 64), None, 0) is None
+    assert choose_plan(net, settings, CPU, (64, 64), None, 32).forward[0] == 8
+    # Smaller budgets give smaller tiles.
+    small = choose_plan(net, settings, CPU, (4096, 4096), 2 * 10**8, None)
+    large = choose_plan(net, settings, CPU, (4096, 4096), 2 * 10**9, None)
+    assert all(a < b for a, b in zip(small.backward, large.backward, strict=True))
+    for bad in (-1, 2):
+        with pytest.raises(FaketError, match="tile size"):
+            choose_plan(net, settings, CPU, (64, 64), None, bad)
+
+
+def test_adam_in_blocks_of_rows_equals_the_whole_update() -> None:
+    generator = torch.Generator().manual_seed(5)
+    start = torch.rand(1, 3, 37, 29, generator=generator)
+    grads = [torch.randn(start.shape, generator=generator) for _ in range(3)]
+    whole, blocks = Adam(start.clone(), lr=0.15), Adam(start.clone(), lr=0.15)
+    for grad in grads:
+        whole.step(grad)
+        blocks.step(grad, rows=8)
+    assert torch.equal(whole.param, blocks.param)
+    assert torch.equal(whole.exp_avg_sq, blocks.exp_avg_sq)
