@@ -15,8 +15,9 @@ from faket.cli._common import (
     require_output,
 )
 from faket.errors import FaketError
-from faket.io import check_angle_count, read_mrc, read_tlt, write_mrc
-from faket.tomography import FILTERS, reconstruct
+from faket.io import MrcStackWriter, check_angle_count, read_mrc, read_tlt
+from faket.io.atomic import temporary_path
+from faket.tomography import FILTERS, reconstruct, reconstruction_shape
 
 
 def reconstruct_command(
@@ -56,22 +57,37 @@ def reconstruct_command(
     tilt_angles = read_tlt(angles_file)
     data = read_mrc(tilt_series, mmap=True, ndim=3)
     check_angle_count(tilt_angles, data.data.shape[0], source=str(angles_file))
-    volume = reconstruct(
-        data.data,
-        tilt_angles,
-        thickness=thickness,
-        filter_name=filter_name,
-        crowther=crowther,
-        pre_binning=pre_binning,
-        z_valid=z_valid,
-        post_binning=post_binning,
-        device=device,
-        progress=not quiet,
-    )
+    options = {
+        "thickness": thickness,
+        "pre_binning": pre_binning,
+        "z_valid": z_valid,
+        "post_binning": post_binning,
+    }
+    shape = reconstruction_shape(data.data.shape, **options)
     voxel_size = data.voxel_size * pre_binning * post_binning
-    write_mrc(output, volume, voxel_size, overwrite=overwrite)
+    if voxel_size <= 0:
+        raise FaketError(f"{tilt_series} has no pixel size in its header; set it first")
+    # The volume goes straight into a memory-mapped work file (bounded memory at any
+    # detector size) that becomes the output only when complete.
+    writer = MrcStackWriter(output, shape, voxel_size, work_path=temporary_path(output))
+    try:
+        reconstruct(
+            data.data,
+            tilt_angles,
+            filter_name=filter_name,
+            crowther=crowther,
+            device=device,
+            progress=not quiet,
+            out=writer.data,
+            scratch_dir=output.parent,
+            **options,
+        )
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
     if not quiet:
-        typer.echo(f"wrote {output} {volume.shape}", err=True)
+        typer.echo(f"wrote {output} {shape}", err=True)
 
 
 def register(app: typer.Typer) -> None:

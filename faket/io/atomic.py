@@ -18,7 +18,13 @@ from typing import IO, Any
 
 from faket.errors import FaketError
 
-__all__ = ["atomic_path", "atomic_write", "check_target", "write_text_atomic"]
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "check_target",
+    "temporary_path",
+    "write_text_atomic",
+]
 
 
 def check_target(path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
@@ -79,7 +85,12 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     return stale
 
 
-def _temp_name(target: Path) -> Path:
+def temporary_path(target: str | os.PathLike[str]) -> Path:
+    """A fresh hidden name next to ``target`` for its temporary file (``.NAME.tmp-HEX``).
+
+    :func:`remove_stale_temporaries` recognises such names.
+    """
+    target = Path(target)
     # A random suffix keeps concurrent writers of the same target from clobbering each
     # other's temporary files; the leading dot hides it from casual directory listings.
     return target.with_name(f".{target.name}.tmp-{secrets.token_hex(6)}")
@@ -106,7 +117,7 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
         A not-yet-existing file name in the same folder as ``path``.
     """
     target = check_target(path, overwrite=overwrite)
-    tmp = _temp_name(target)
+    tmp = temporary_path(target)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from faket.errors import FaketError
+from faket.io import release_pages
 from faket.noise.model import NoiseModel
 from faket.progress import progress
 
@@ -131,6 +132,7 @@ def style_statistics(style: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     stds = np.empty(style.shape[0])
     for i in range(style.shape[0]):
         tilt = np.asarray(style[i], dtype=np.float64)
+        release_pages(style)
         means[i], stds[i] = tilt.mean(), tilt.std()
     return means, stds
 
@@ -178,6 +180,7 @@ def noisy_tilts(
     tilt_generator(seed, 0)  # validate the seed before any work
     for i in progress(range(n_tilts), f"adding {mode} noise", enabled=show_progress):
         image = synthesize_tilt(clean_stack[i], r[i], sigma[i], tilt_generator(seed, i))
+        release_pages(clean_stack)  # memory-mapped input: the tilt's pages go back
         yield match_tilt(image, means[i], stds[i])
 
 

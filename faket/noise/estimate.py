@@ -62,6 +62,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from faket.errors import FaketError
+from faket.io import release_pages
 from faket.noise.model import NoiseCurves
 from faket.progress import progress
 
@@ -239,6 +240,10 @@ def estimate_curves(
             rows.append(tilt_statistics(style[i], clean[i], _tilt_mask(mask, i)))
         except FaketError as err:
             raise FaketError(f"tilt {i}: {err}") from None
+        # Memory-mapped stacks: hand the tilt's pages back, so a detector-sized series
+        # never becomes resident as a whole.
+        release_pages(style)
+        release_pages(clean)
     curves = NoiseCurves(*np.asarray(rows, dtype=np.float64).T)
     _warn_inverted(curves.r)
     return curves
@@ -282,6 +287,7 @@ def estimate_curves_from_background(
     rows = []
     for i in progress(range(style.shape[0]), "estimating noise", enabled=show_progress):
         s, s_mean, s_std = _moments(style[i])
+        release_pages(style)
         if s_std == 0:
             raise FaketError(f"tilt {i}: the style tilt is constant; it has no noise to measure")
         selected = _flat_mask(_tilt_mask(mask, i), style.shape[1:])

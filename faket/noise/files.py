@@ -10,11 +10,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 
 from faket.errors import FaketError
-from faket.io import atomic_path, check_target, read_mrc
+from faket.io import MrcStackWriter, check_target, read_mrc
+from faket.io.atomic import temporary_path
 from faket.noise.apply import noisy_tilts, style_statistics
 from faket.noise.build import estimate_noise_model, estimate_noise_model_from_background
 from faket.noise.model import NoiseModel
@@ -151,29 +151,15 @@ def apply_noise_file(
     if style_path is not None:
         stats = style_statistics(read_mrc(style_path, mmap=True, ndim=3).data)
     tilts = noisy_tilts(clean.data, model, mode, seed, target=stats, show_progress=show_progress)
-    with atomic_path(target, overwrite=overwrite) as tmp:
-        with mrcfile.new_mmap(tmp, shape=clean.data.shape, mrc_mode=2) as mrc:
-            low, high, total, squares = np.inf, -np.inf, 0.0, 0.0
-            for i, tilt in enumerate(tilts):
-                mrc.data[i] = tilt
-                low, high = min(low, float(tilt.min())), max(high, float(tilt.max()))
-                total += float(tilt.sum(dtype=np.float64))
-                squares += float(np.square(tilt, dtype=np.float64).sum())
-            n = clean.data.size
-            mean = total / n
-            _write_header(mrc, clean.voxel_size, low, high, mean, squares / n - mean * mean)
-    return target
-
-
-def _write_header(
-    mrc: mrcfile.mrcfile.MrcFile,
-    voxel_size: float,
-    low: float,
-    high: float,
-    mean: float,
-    variance: float,
-) -> None:
-    if voxel_size > 0:
-        mrc.voxel_size = voxel_size
-    mrc.header.dmin, mrc.header.dmax, mrc.header.dmean = low, high, mean
-    mrc.header.rms = float(np.sqrt(max(variance, 0.0)))
+    # Tilt by tilt into a memory-mapped work file whose pages are released after each
+    # tilt; it replaces the output only when complete.
+    writer = MrcStackWriter(
+        target, clean.data.shape, clean.voxel_size, work_path=temporary_path(target)
+    )
+    try:
+        for i, tilt in enumerate(tilts):
+            writer.write(i, tilt)
+        return writer.commit()
+    except BaseException:
+        writer.discard()
+        raise

@@ -60,7 +60,7 @@ TILE_BYTES = 2 * 1024**3
 #: Bytes per activation value of a tile's segment (float32 activations, incl. autograd's
 #: saved tensors and the backward pass's gradients; forward-only: the live activations),
 #: measured on the CPU (benchmarks/README.md).
-BYTES_PER_VALUE = {"forward": 8.0, "backward": 24.0}
+BYTES_PER_VALUE = {"forward": 4.0, "backward": 14.0}
 #: Bytes per input pixel of a whole-tilt transfer (style, content and iterate passes,
 #: autograd, backward), for the default layers; used to decide when to tile.
 WHOLE_TILT_BYTES_PER_PIXEL = {"fp32": 6000, "reduced": 4000}
@@ -524,7 +524,8 @@ def loss_and_gradient(ctx_or_net, image, content_maps, style_targets, settings=N
     grad_out = None
     for index in reversed(range(len(ctx.plan.segments))):
         grad_out = _backward_segment(ctx, index, maps, content_maps, grads, grad_out)
-        maps[index + 1] = None  # no longer needed: free it before the next segment
+        if index > 0:
+            maps[index] = None  # this segment's input: no longer needed
     if grads.tv:
         _add_tv_gradient(image, grad_out, grads.tv)
     return grads.loss, grad_out

@@ -11,7 +11,11 @@ from faket.tomography.binning import bin_array
 from faket.tomography.filters import FILTERS, crowther_ramp, filter_response, shrec_filter
 from faket.tomography.geometry import angular_weights
 from faket.tomography.projector import project
-from faket.tomography.reconstruction import filter_tilt_series, reconstruct
+from faket.tomography.reconstruction import (
+    filter_tilt_series,
+    reconstruct,
+    reconstruction_shape,
+)
 
 __all__ = [
     "FILTERS",
@@ -22,5 +26,6 @@ __all__ = [
     "filter_tilt_series",
     "project",
     "reconstruct",
+    "reconstruction_shape",
     "shrec_filter",
 ]

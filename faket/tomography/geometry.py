@@ -237,34 +237,46 @@ def projection_blocks(
 
 @functools.lru_cache(maxsize=2)
 def _backprojection_matrix_cached(
-    n_z: int, n_x: int, angle_key: tuple[float, ...], n_det: int, device: str
+    n_z: int,
+    n_x: int,
+    angle_key: tuple[float, ...],
+    n_det: int,
+    device: str,
+    z_range: tuple[int, int],
 ) -> torch.Tensor:
     n_tilts = len(angle_key)
+    first, last = z_range
+    n_rows = last - first
     x = np.arange(n_x, dtype=np.float64) - n_x // 2
     theta = np.deg2rad(np.asarray(angle_key, dtype=np.float64))
     weights = angular_weights(np.asarray(angle_key))
     offset = np.arange(n_tilts) * n_det
     per_row = 2 * n_tilts
-    index_dtype = _index_dtype(max(n_z * n_x * per_row, n_tilts * n_det))
-    col = np.empty((n_z, n_x * per_row), dtype=index_dtype)
-    val = np.empty((n_z, n_x * per_row), dtype=np.float32)
+    index_dtype = _index_dtype(max(n_rows * n_x * per_row, n_tilts * n_det))
+    col = np.empty((n_rows, n_x * per_row), dtype=index_dtype)
+    val = np.empty((n_rows, n_x * per_row), dtype=np.float32)
     # Blocks of Z rows keep the float64 temporaries near 64 MB whatever the volume.
     rows = max(1, 2**23 // (n_x * n_tilts))
-    for start in range(0, n_z, rows):
-        z = np.arange(start, min(start + rows, n_z), dtype=np.float64) - n_z // 2
+    for start in range(0, n_rows, rows):
+        z = np.arange(first + start, first + min(start + rows, n_rows), dtype=np.float64)
+        z -= n_z // 2
         # Detector position of every voxel centre at every tilt: (rows, n_x, n_tilts).
         u = x[None, :, None] * np.cos(theta) - z[:, None, None] * np.sin(theta)
         j, w0, w1 = _interpolation_pair(u + n_det // 2, n_det)
         block = slice(start, start + z.size)
         col[block] = np.stack((offset + j, offset + j + 1), axis=-1).reshape(z.size, -1)
         val[block] = (np.stack((w0, w1), axis=-1) * weights[:, None]).reshape(z.size, -1)
-    crow = np.arange(n_z * n_x + 1, dtype=index_dtype) * per_row
-    shape = (n_z * n_x, n_tilts * n_det)
+    crow = np.arange(n_rows * n_x + 1, dtype=index_dtype) * per_row
+    shape = (n_rows * n_x, n_tilts * n_det)
     return _csr(crow, col.reshape(-1), val.reshape(-1), shape, device)
 
 
 def backprojection_matrix(
-    slice_shape: tuple[int, int], angles_deg: np.ndarray, n_det: int, device: torch.device
+    slice_shape: tuple[int, int],
+    angles_deg: np.ndarray,
+    n_det: int,
+    device: torch.device,
+    z_range: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Sparse matrix of weighted back-projection into one XZ slice (voxel-driven).
 
@@ -282,11 +294,18 @@ def backprojection_matrix(
         Detector width in pixels.
     device : torch.device
         Where the matrix lives.
+    z_range : (start, stop), optional
+        Only the rows of these Z slices (default all): blocks of a matrix too large to
+        hold whole; the rows are those of the whole matrix.
 
     Returns
     -------
-    torch.Tensor, sparse CSR, shape (n_z * n_x, n_tilts * n_det), float32
+    torch.Tensor, sparse CSR, shape ((stop - start) * n_x, n_tilts * n_det), float32
         Cached for reuse.
     """
     n_z, n_x = slice_shape
-    return _backprojection_matrix_cached(n_z, n_x, _as_angle_key(angles_deg), n_det, str(device))
+    first, last = (0, n_z) if z_range is None else (int(z_range[0]), int(z_range[1]))
+    if not 0 <= first < last <= n_z:
+        raise ValueError(f"Z range {first}:{last} is outside 0:{n_z}")
+    key = _as_angle_key(angles_deg)
+    return _backprojection_matrix_cached(n_z, n_x, key, n_det, str(device), (first, last))
