@@ -11,8 +11,8 @@ from faket.errors import FaketError
 from faket.style import TransferSettings, build_feature_net, prepare_style, style_transfer
 from faket.style.losses import gram_matrix, total_loss
 from faket.style.optim import Adam
-from faket.style.tiled import choose_plan, loss_and_gradient, plan_tiles, tiled_grams
-from faket.style.tiling import network_segments, spans, tap_range
+from faket.style.tiled import loss_and_gradient, tiled_grams
+from faket.style.tiling import choose_plan, network_segments, plan_tiles, spans, tap_range
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")

@@ -24,161 +24,23 @@ average 3x each). One iteration is
 
 The output's per-tilt mean/std match happens in :mod:`faket.style.transfer` on the
 grey tilt, as for a whole tilt. Why the tiles reproduce the whole-image arithmetic is
-explained in :mod:`faket.style.tiling`; the cost is one extra forward pass per iteration
-(plus the content targets and the halos), i.e. ~1.3-1.5x the time per pixel.
+explained in :mod:`faket.style.tiling` (which also sizes the tiles); the cost is one
+extra forward pass per iteration, the content targets computed twice and the halos.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
-from faket.device import working_memory
-from faket.errors import FaketError
 from faket.style.losses import gram_backward, scaled_mse, scaled_mse_backward
 from faket.style.network import forward
 from faket.style.optim import Adam, Ema
 from faket.style.settings import TransferSettings
-from faket.style.tiling import Segment, Span, network_segments, spans, tap_range
+from faket.style.tiling import Segment, Span, TilePlan, spans, tap_range
 
-__all__ = [
-    "TILE_BYTES",
-    "TilePlan",
-    "choose_plan",
-    "loss_and_gradient",
-    "optimise_tiled",
-    "plan_tiles",
-    "tiled_grams",
-    "whole_tilt_bytes",
-]
-
-#: Working set of one tile in automatic mode: larger tiles only shave the halos' few
-#: percent, and the full-tilt maps need room besides.
-TILE_BYTES = 2 * 1024**3
-#: Bytes per activation value of a tile's segment (float32 activations, incl. autograd's
-#: saved tensors and the backward pass's gradients; forward-only: the live activations),
-#: measured on the CPU (benchmarks/README.md).
-BYTES_PER_VALUE = {"forward": 4.0, "backward": 14.0}
-#: Bytes per input pixel of a whole-tilt transfer (style, content and iterate passes,
-#: autograd, backward), for the default layers; used to decide when to tile.
-WHOLE_TILT_BYTES_PER_PIXEL = {"fp32": 6000, "reduced": 4000}
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    """How a tilt is tiled: the network's segments and each pass's tile size.
-
-    Attributes
-    ----------
-    segments : tuple of Segment
-    forward, backward : tuple of int
-        Owned output positions per tile side of each segment, in the forward-only
-        passes and in the gradient pass.
-    """
-
-    segments: tuple[Segment, ...]
-    forward: tuple[int, ...]
-    backward: tuple[int, ...]
-
-    def describe(self, shape: tuple[int, int]) -> str:
-        """One line: tiles per segment, e.g. ``"tiles 16/4/4/1 (forward 9/1/1/1)"``."""
-        counts = {"forward": [], "backward": []}
-        size = shape
-        for index, segment in enumerate(self.segments):
-            for kind in counts:
-                side = getattr(self, kind)[index]
-                n = [math.ceil((s // segment.stride) / side) for s in size]
-                counts[kind].append(str(n[0] * n[1]))
-            size = tuple(s // segment.stride for s in size)
-        return f"tiles {'/'.join(counts['backward'])} (forward {'/'.join(counts['forward'])})"
-
-
-def whole_tilt_bytes(settings: TransferSettings, shape: tuple[int, int]) -> int:
-    """Estimated peak memory of the whole-tilt transfer of one tilt of ``shape``."""
-    kind = "fp32" if settings.precision in ("fp32", "tf32") else "reduced"
-    return WHOLE_TILT_BYTES_PER_PIXEL[kind] * shape[0] * shape[1]
-
-
-def _side(segment: Segment, kind: str, budget: int) -> int:
-    """Owned output positions per tile side whose tile fits ``budget`` bytes."""
-    halo = segment.halo_forward if kind == "forward" else segment.halo_backward
-    per_position = segment.floats_per_position * BYTES_PER_VALUE[kind]
-    window = int(math.sqrt(budget / per_position))
-    return max(1, (window - 2 * halo) // segment.stride)
-
-
-def plan_tiles(
-    features: torch.nn.Sequential,
-    settings: TransferSettings,
-    *,
-    tile_bytes: int | None = None,
-    tile: int | None = None,
-) -> TilePlan:
-    """Tile sizes of every segment, from a memory budget or a tile size in pixels.
-
-    Parameters
-    ----------
-    features : nn.Sequential
-        The feature network's layers.
-    settings : TransferSettings
-    tile_bytes : int, optional
-        Working set one tile may use (automatic mode).
-    tile : int, optional
-        Tiles of ``tile x tile`` pixels (rounded down to the first segment's stride) in
-        the first segment; the deeper segments get tiles of the same working set.
-
-    Returns
-    -------
-    TilePlan
-    """
-    segments = tuple(network_segments(features, settings.last_layer))
-    first = segments[0]
-    if tile is not None:
-        if tile < first.stride:
-            raise FaketError(f"tile size {tile} is too small; use at least {first.stride} pixels")
-        side = tile // first.stride
-        window = side * first.stride + 2 * first.halo_backward
-        tile_bytes = int(window**2 * first.floats_per_position * BYTES_PER_VALUE["backward"])
-    if tile_bytes is None:
-        raise FaketError("plan_tiles needs tile_bytes or tile")
-    forward = [_side(s, "forward", tile_bytes) for s in segments]
-    backward = [_side(s, "backward", tile_bytes) for s in segments]
-    if tile is not None:
-        forward[0] = backward[0] = tile // first.stride
-    return TilePlan(segments, tuple(forward), tuple(backward))
-
-
-def choose_plan(
-    net, settings: TransferSettings, device, shape, budget: int | None, tile: int | None
-) -> TilePlan | None:
-    """The tiling of a tilt of ``shape``: None for the whole-tilt transfer.
-
-    Parameters
-    ----------
-    net : VGG19Features
-    settings : TransferSettings
-    device : torch.device
-    shape : (int, int)
-        Tilt size (Y, X) in pixels.
-    budget : int, optional
-        Memory (bytes) a tilt may use; default :func:`faket.device.working_memory`
-        (part of the free GPU memory, or of the available host memory).
-    tile : int, optional
-        None: tile only when the whole-tilt working set exceeds the budget; 0: never;
-        N: tiles of N x N pixels.
-    """
-    if tile is not None and tile < 0:
-        raise FaketError(f"tile size must be a positive number of pixels (or 0: off), not {tile}")
-    if tile == 0:
-        return None
-    if tile is not None:
-        return plan_tiles(net.features, settings, tile=int(tile))
-    available = working_memory(device, budget)
-    if whole_tilt_bytes(settings, shape) <= available:
-        return None
-    return plan_tiles(net.features, settings, tile_bytes=min(available, TILE_BYTES))
+__all__ = ["loss_and_gradient", "optimise_tiled", "tiled_grams"]
 
 
 @dataclass
@@ -490,18 +352,16 @@ def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_ou
     return grad_in
 
 
-def loss_and_gradient(ctx_or_net, image, content_maps, style_targets, settings=None, device=None,
-                      plan=None):  # fmt: skip
+def loss_and_gradient(net, image, content01, style_targets, settings, device, plan):
     """Total loss and its gradient with respect to the three-channel ``image``, tiled.
 
     Parameters
     ----------
-    ctx_or_net : VGG19Features
-        The feature network (or an internal context).
+    net : VGG19Features
     image : Tensor, shape (1, 3, H, W)
         The iterate in [0, 1] units, on ``device``.
-    content_maps : Tensor (1, 1, H, W) or list
-        The grey content image in [0, 1] units (or its prepared maps).
+    content01 : Tensor, shape (1, 1, H, W)
+        The grey content image in [0, 1] units.
     style_targets : dict
         ``{layer: Tensor (1, C, C)}`` Gram targets.
     settings : TransferSettings
@@ -514,11 +374,11 @@ def loss_and_gradient(ctx_or_net, image, content_maps, style_targets, settings=N
         As :func:`faket.style.losses.total_loss` of the whole image.
     grad : Tensor, shape (1, 3, H, W), float32
     """
-    ctx = ctx_or_net if isinstance(ctx_or_net, _Context) else _Context(
-        ctx_or_net, settings, device, plan
-    )  # fmt: skip
-    if isinstance(content_maps, torch.Tensor):
-        content_maps = _content_maps(ctx, content_maps)
+    ctx = _Context(net, settings, device, plan)
+    return _loss_and_gradient(ctx, image, _content_maps(ctx, content01), style_targets)
+
+
+def _loss_and_gradient(ctx: _Context, image, content_maps, style_targets):
     maps, sums = _first_pass(ctx, image, content_maps)
     grads = _global_losses(ctx, sums, style_targets, image)
     grad_out = None
@@ -545,7 +405,7 @@ def optimise_tiled(net, image0, content01, style_targets, settings, device, plan
     optimiser = Adam(image, lr=settings.step_size)
     rows = max(1, 2**24 // max(1, 3 * image.shape[-1]))  # ~64 MiB blocks of temporaries
     for _ in range(settings.iterations):
-        _loss, grad = loss_and_gradient(ctx, image, content_maps, style_targets)
+        _loss, grad = _loss_and_gradient(ctx, image, content_maps, style_targets)
         optimiser.step(grad, rows=rows)
         del grad
         with torch.no_grad():
