@@ -11,8 +11,16 @@ from faket.errors import FaketError
 from faket.style import TransferSettings, build_feature_net, prepare_style, style_transfer
 from faket.style.losses import gram_matrix, total_loss
 from faket.style.optim import Adam
+from faket.style.switches import Switches, pool_choice
 from faket.style.tiled import loss_and_gradient, tiled_grams
-from faket.style.tiling import choose_plan, network_segments, plan_tiles, spans, tap_range
+from faket.style.tiling import (
+    choose_plan,
+    network_segments,
+    plan_tiles,
+    spans,
+    tail_range,
+    tap_range,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")
@@ -204,3 +212,47 @@ def test_adam_in_blocks_of_rows_equals_the_whole_update() -> None:
         blocks.step(grad, rows=8)
     assert torch.equal(whole.param, blocks.param)
     assert torch.equal(whole.exp_avg_sq, blocks.exp_avg_sq)
+
+
+def test_segments_with_stored_switches_have_smaller_backward_halos(net) -> None:
+    losses = (8, 1, 6, 11, 20, 29)
+    segments = network_segments(net.features, 29, losses, switches=True)
+    # Behind relu3_1 and relu4_1 the backward runs from switches; pool2 alone has none.
+    assert [s.tail for s in segments] == [(), tuple(range(12, 19)), tuple(range(21, 28)), ()]
+    # pool3 reaches 4 positions beyond relu3_1's; with both strides' blocks: 4 + 1 + 2 - 2.
+    assert [s.halo_backward for s in segments] == [16, 6, 6, 2]
+    for segment in segments[1:3]:
+        head = segment.taps[segment.head]
+        for size, tile in ((64, 7), (97, 16)):
+            for span in spans(size, segment.stride, tile, segment.halo_backward):
+                first, last = tail_range(span, segment)
+                offset = span.window[0] // head.stride
+                low = max(0, span.owned[0] - head.reach - head.stride + 1)
+                high = min(size, span.owned[1] - 1 + head.reach + 1)
+                assert first + offset <= low and high <= last + offset
+
+
+def test_switches_carry_the_gradient_as_autograd_does() -> None:
+    generator = torch.Generator().manual_seed(3)
+    tail = torch.nn.Sequential(
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2)
+    ).requires_grad_(False)
+    # Coarse values: many ties inside the pooling windows; odd sizes drop a row and column.
+    x = (torch.randn(1, 16, 13, 11, generator=generator) * 2).round() / 2
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    with torch.no_grad():
+        tail[0].weight.copy_((tail[0].weight * 4).round() / 4)
+    hidden = tail[1](tail[0](x))
+    out = tail[2](hidden)
+    grad = torch.randn(out.shape, generator=generator)
+    out.backward(grad)
+    _, indices = torch.nn.functional.max_pool2d(hidden, 2, return_indices=True)
+    rows, cols = indices // hidden.shape[-1], indices % hidden.shape[-1]
+    assert torch.equal(pool_choice(hidden.detach()).long(), (rows % 2) * 2 + cols % 2)
+    switches = Switches(tail, (0, 1, 2))
+    with torch.no_grad():
+        switches.store(1, hidden, (...,), hidden.shape[-2:])
+        switches.store(2, hidden, (...,), out.shape[-2:])
+    window = {0: (...,), 1: (...,), 2: (...,)}
+    shapes = {0: x.shape[1:], 1: hidden.shape[1:], 2: hidden.shape[1:]}
+    assert torch.equal(switches.backward(grad, window, shapes), x.grad)

@@ -30,15 +30,17 @@ extra forward pass per iteration, the content targets computed twice and the hal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from faket.style.losses import gram_backward, scaled_mse, scaled_mse_backward
 from faket.style.network import forward
 from faket.style.optim import Adam, Ema
 from faket.style.settings import TransferSettings
-from faket.style.tiling import Segment, Span, TilePlan, spans, tap_range
+from faket.style.switches import Switches
+from faket.style.tiling import Segment, Span, TilePlan, spans, tail_range, tap_range
 
 __all__ = ["loss_and_gradient", "optimise_tiled", "tiled_grams"]
 
@@ -203,6 +205,7 @@ class _Sums:
     squares: dict[int, float]
     absolutes: dict[int, float]
     positions: dict[int, int]
+    switches: list = field(default_factory=list)  # per segment: Switches or None
 
 
 def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
@@ -233,9 +236,35 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
                     sums.squares[layer] += float((diff * diff).sum(dtype=dtype))
                     sums.absolutes[layer] += float(diff.abs().sum(dtype=dtype))
 
+        switches = Switches(ctx.net.features, segment.tail) if segment.tail else None
+        if switches is not None:
+            switches_on_tile = _storing(segment, shape, switches, on_tile)
         last = index == len(ctx.plan.segments) - 1
-        maps.append(_forward_segment(ctx, index, maps[-1], style + content, not last, on_tile))
+        layers = style + content + (switches.layers() if switches is not None else [])
+        tile = on_tile if switches is None else switches_on_tile
+        maps.append(_forward_segment(ctx, index, maps[-1], layers, not last, tile))
+        sums.switches.append(switches)
     return maps, sums
+
+
+def _storing(segment: Segment, shape, switches: Switches, on_tile):
+    """``on_tile`` that also stores the tile's switches for its owned positions."""
+
+    def store(row, column, feats):
+        on_tile(row, column, feats)
+        for layer in segment.tail:
+            tap = segment.taps[layer]
+            size = tuple(n // tap.stride for n in shape)
+            place = _place(tap, row, column, "owned")
+            module = switches.features[layer]
+            if isinstance(module, nn.ReLU):
+                switches.store(layer, _part(feats[layer], tap, row, column, "owned"), place, size)
+            elif isinstance(module, nn.MaxPool2d):
+                (y0, y1), (x0, x1) = (tap_range(s, tap, "owned") for s in (row, column))
+                windows = feats[layer - 1][..., 2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
+                switches.store(layer, windows, place, size)
+
+    return store
 
 
 @dataclass
@@ -246,6 +275,7 @@ class _Gradients:
     grams: dict[int, torch.Tensor]
     content: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
     tv: float
+    positions: dict[int, int]
 
 
 def _global_losses(ctx: _Context, sums: _Sums, style_targets, image) -> _Gradients:
@@ -276,6 +306,7 @@ def _global_losses(ctx: _Context, sums: _Sums, style_targets, image) -> _Gradien
             for layer, (num, den, value) in content.items()
         },
         tv=float(settings.tv_weight),
+        positions=sums.positions,
     )
 
 
@@ -309,47 +340,88 @@ def _add_tv_gradient(image: torch.Tensor, grad: torch.Tensor, weight: float) -> 
         grad[..., start : start + window.shape[-2], :] += window.grad * scale
 
 
-def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_out):
+def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_out, switches):
     """Gradient of the loss with respect to segment ``index``'s input map."""
     settings, segment = ctx.settings, ctx.plan.segments[index]
     x = maps[index]
     style = _layers_in(segment, settings.style_layers)
     content = _layers_in(segment, settings.content_layers)
-    wanted = style + content + ([segment.stop] if grad_out is not None else [])
+    output = [] if grad_out is None or segment.tail else [segment.stop]
     grad_in = torch.zeros_like(x, dtype=torch.float32)
     shape = x.shape[-2:]
     for row, column in _tiles(segment, shape, ctx.plan.backward[index], segment.halo_backward):
+        owned, local = _owned_input(row, column)
+        tail = None
+        if switches is not None:
+            tail = _tail_gradient(segment, switches, grad_out, x, row, column)
+            if segment.head < segment.start:  # no head: the tail reaches the input
+                grad_in[owned] = tail[local]
+                continue
         window = _window(x, row, column).detach().requires_grad_(True)
+        wanted = style + content + output + ([segment.head] if tail is not None else [])
         with torch.enable_grad():
             feats = forward(ctx.net, window, wanted, ctx.device, settings, start=segment.start)
-        tensors, injected = [], []
-        for layer in style:
-            part = _part(feats[layer], segment.taps[layer], row, column, "valid")
-            n, c, h, w = part.shape
-            mat = part.detach().float().permute(0, 2, 3, 1).reshape(n, h * w, c)
-            positions = _positions(segment, layer, shape)
-            g = gram_backward(mat, grads.grams[layer], float(positions))
-            tensors.append(part)
-            injected.append(g.view(n, h, w, c).permute(0, 3, 1, 2).to(part.dtype))
-        if content:
-            targets = _content_targets(ctx, index, content_maps, row, column, content)
-            for layer in content:
-                tap = segment.taps[layer]
-                part = _part(feats[layer], tap, row, column, "valid")
-                diff = part.detach().float() - _part(targets[layer], tap, row, column, "valid")
-                numerator, denominator, g = grads.content[layer]
-                tensors.append(part)
-                injected.append(scaled_mse_backward(diff.float(), numerator, denominator, g))
-        if grad_out is not None:
+        tensors, injected = _loss_injections(ctx, index, content_maps, grads, feats, row, column)
+        if output:
             tap = segment.taps[segment.stop]
-            part = _part(feats[segment.stop], tap, row, column, "valid")
-            tensors.append(part)
-            injected.append(grad_out[_place(tap, row, column, "valid")].to(part.dtype))
+            tensors.append(_part(feats[segment.stop], tap, row, column, "valid"))
+            injected.append(grad_out[_place(tap, row, column, "valid")].to(tensors[-1].dtype))
+        if tail is not None:
+            (y0, y1), (x0, x1) = tail_range(row, segment), tail_range(column, segment)
+            tensors.append(feats[segment.head][..., y0:y1, x0:x1])
+            injected.append(tail[..., y0:y1, x0:x1].to(tensors[-1].dtype))
         torch.autograd.backward(tensors, injected)
-        owned, local = _owned_input(row, column)
         grad_in[owned] = window.grad[local]
-        del feats, tensors, injected, window
+        del feats, tensors, injected, window, tail
     return grad_in
+
+
+def _loss_injections(ctx, index, content_maps, grads: _Gradients, feats, row, column):
+    """The loss gradients at a tile's valid positions of its style and content layers."""
+    settings, segment = ctx.settings, ctx.plan.segments[index]
+    tensors, injected = [], []
+    for layer in _layers_in(segment, settings.style_layers):
+        part = _part(feats[layer], segment.taps[layer], row, column, "valid")
+        n, c, h, w = part.shape
+        mat = part.detach().float().permute(0, 2, 3, 1).reshape(n, h * w, c)
+        g = gram_backward(mat, grads.grams[layer], float(grads.positions[layer]))
+        tensors.append(part)
+        injected.append(g.view(n, h, w, c).permute(0, 3, 1, 2).to(part.dtype))
+    content = _layers_in(segment, settings.content_layers)
+    if content:
+        targets = _content_targets(ctx, index, content_maps, row, column, content)
+        for layer in content:
+            tap = segment.taps[layer]
+            part = _part(feats[layer], tap, row, column, "valid")
+            diff = part.detach().float() - _part(targets[layer], tap, row, column, "valid")
+            numerator, denominator, g = grads.content[layer]
+            tensors.append(part)
+            injected.append(scaled_mse_backward(diff.float(), numerator, denominator, g))
+    return tensors, injected
+
+
+def _tail_gradient(segment: Segment, switches: Switches, grad_out, x, row, column):
+    """The tail's gradient over a tile window, at the head's last layer (or the input)."""
+
+    def cover(tap):
+        # The positions of the tile's own maps (those its forward pass would compute).
+        out = []
+        for span in (row, column):
+            begin, end = span.window
+            out.append(
+                slice(begin // tap.stride, begin // tap.stride + (end - begin) // tap.stride)
+            )
+        return tuple(out)
+
+    window, shapes = {}, {}
+    for layer in segment.tail:
+        window[layer] = (..., *cover(segment.taps[layer]))
+        before = segment.taps.get(layer - 1)
+        channels = before.channels if before is not None else x.shape[1]
+        stride = before.stride if before is not None else 1
+        shapes[layer] = (channels, *((s.window[1] - s.window[0]) // stride for s in (row, column)))
+    grad = grad_out[(..., *cover(segment.taps[segment.stop]))]
+    return switches.backward(grad, window, shapes)
 
 
 def loss_and_gradient(net, image, content01, style_targets, settings, device, plan):
@@ -383,7 +455,9 @@ def _loss_and_gradient(ctx: _Context, image, content_maps, style_targets):
     grads = _global_losses(ctx, sums, style_targets, image)
     grad_out = None
     for index in reversed(range(len(ctx.plan.segments))):
-        grad_out = _backward_segment(ctx, index, maps, content_maps, grads, grad_out)
+        switches = sums.switches[index]
+        grad_out = _backward_segment(ctx, index, maps, content_maps, grads, grad_out, switches)
+        sums.switches[index] = None
         if index > 0:
             maps[index] = None  # this segment's input: no longer needed
     if grads.tv:

@@ -125,6 +125,9 @@ class Segment:
     floats_per_position : float
         Activation values per segment-input position summed over the segment's layers
         (the basis of its memory estimate).
+    tail : tuple of int
+        Layers after the deepest loss layer whose backward pass runs from stored
+        switches (:mod:`faket.style.switches`) instead of a recomputed forward pass.
     """
 
     start: int
@@ -134,6 +137,12 @@ class Segment:
     halo_forward: int
     halo_backward: int
     floats_per_position: float
+    tail: tuple[int, ...] = ()
+
+    @property
+    def head(self) -> int:
+        """The last layer recomputed with autograd (``start - 1``: none)."""
+        return self.tail[0] - 1 if self.tail else self.stop
 
     @property
     def stride(self) -> int:
@@ -171,7 +180,12 @@ def _check_pool(pool: nn.Module, index: int) -> None:
         raise FaketError(f"layer {index} is not a 2x2 stride-2 pooling; cannot tile it")
 
 
-def network_segments(features: nn.Sequential, last_layer: int) -> list[Segment]:
+def network_segments(
+    features: nn.Sequential,
+    last_layer: int,
+    loss_layers: tuple[int, ...] | None = None,
+    switches: bool = False,
+) -> list[Segment]:
     """Cut layers ``0..last_layer`` of ``features`` into tiled segments (see module doc).
 
     Parameters
@@ -181,6 +195,12 @@ def network_segments(features: nn.Sequential, last_layer: int) -> list[Segment]:
         2x2 stride-2 poolings).
     last_layer : int
         Deepest layer needed.
+    loss_layers : tuple of int, optional
+        Layers the losses use (default: treat every layer as one; larger halos).
+    switches : bool
+        Give segments a tail of layers that back-propagate from stored switches:
+        the layers after a segment's deepest loss layer, when they are convolutions,
+        ReLUs and max poolings only.
 
     Returns
     -------
@@ -206,15 +226,19 @@ def network_segments(features: nn.Sequential, last_layer: int) -> list[Segment]:
         # Cut after every pooling from the second on: the first pooling's output (64
         # channels at half resolution) would be the largest map to store.
         if index == last_layer or (pool is not None and level + pools >= 2):
+            last = index == last_layer
+            losses = [i for i in taps if loss_layers is None or i in loss_layers]
+            tail = _tail(features, start, index, losses) if switches and not last else ()
             segments.append(
                 Segment(
                     start,
                     index,
                     taps,
                     level,
-                    _halo(taps, stride, backward=False),
-                    _halo(taps, stride, backward=True),
+                    _halo(taps, list(taps), stride, backward=False),
+                    _backward_halo(taps, losses, tail, last, stride),
                     floats,
+                    tail,
                 )
             )
             start, level = index + 1, level + pools
@@ -222,12 +246,37 @@ def network_segments(features: nn.Sequential, last_layer: int) -> list[Segment]:
     return segments
 
 
-def _halo(taps: dict[int, Tap], stride: int, backward: bool) -> int:
-    """Halo that makes every tap exact (see the module docstring), a multiple of ``stride``."""
+def _tail(features: nn.Sequential, start: int, stop: int, losses: list[int]) -> tuple[int, ...]:
+    layers = range(max(losses, default=start - 1) + 1, stop + 1)
+    kinds = [features[i] for i in layers]
+    plain = all(isinstance(m, nn.Conv2d | nn.ReLU | nn.MaxPool2d) for m in kinds)
+    convs = [m for m in kinds if isinstance(m, nn.Conv2d)]
+    # Masks are stored as bits, 8 channels per byte.
+    packable = all(m.out_channels % 8 == 0 for m in convs)
+    return tuple(layers) if plain and convs and packable else ()
+
+
+def _halo(taps: dict[int, Tap], layers, stride: int, backward: bool) -> int:
+    """Halo that makes ``layers`` exact (see the module docstring), a multiple of ``stride``."""
+    chosen = [taps[i] for i in layers]
     if backward:
-        need = max(2 * t.reach + t.stride - 1 for t in taps.values())
+        need = max(2 * t.reach + t.stride - 1 for t in chosen)
     else:
-        need = max(t.reach for t in taps.values())
+        need = max(t.reach for t in chosen)
+    return -(-need // stride) * stride
+
+
+def _backward_halo(taps, losses: list[int], tail: tuple[int, ...], last: bool, stride: int):
+    if not tail:
+        return _halo(taps, losses + ([] if last else [max(taps)]), stride, backward=True)
+    head = [i for i in losses if i < tail[0]]
+    out = taps[tail[-1]]
+    inner = taps[tail[0] - 1] if head else Tap(tail[0] - 1, 1, 0, 0)
+    # The tail's gradient at the head's last layer is exact where every output position
+    # it feeds lies in the tile: a reach of the output's, plus the strides' blocks.
+    need = out.reach + inner.stride + out.stride - 2
+    if head:
+        need = max(need, _halo(taps, head, stride, backward=True))
     return -(-need // stride) * stride
 
 
@@ -305,6 +354,37 @@ def tap_range(span: Span, tap: Tap, kind: str) -> tuple[int, int]:
         first = 0 if begin == 0 else -(-(begin + tap.reach) // step)
         last = count if end == span.size else (end - tap.reach - step) // step + 1
     return first - offset, last - offset
+
+
+def tail_range(span: Span, segment: Segment) -> tuple[int, int]:
+    """Positions of the head's last layer where a tile's tail gradient is exact and valid.
+
+    The tail back-propagates the output gradient with stored switches, so its result is
+    exact at a position when every output position that it feeds lies in the tile (or
+    the tile meets the image's border there); the head's injection also needs the
+    position to be :func:`tap_range` ``"valid"``.
+
+    Returns
+    -------
+    (int, int)
+        Half-open range in the tile's coordinates at the head's last layer (at the
+        segment input when the head is empty).
+    """
+    out = segment.taps[segment.stop]
+    inner = segment.taps.get(segment.head, Tap(segment.head, 1, 0, 0))
+    spread = out.reach - inner.reach
+    begin, end = span.window
+    step = inner.stride
+    first, last = begin // step, begin // step + (end - begin) // step
+    if begin > 0:
+        first = -(-(begin + spread + out.stride - 1) // step)
+    if end < span.size:
+        last = (end - step + 1 - spread - out.stride) // step + 1
+    if segment.head >= segment.start:
+        valid = tap_range(span, inner, "valid")
+        offset = begin // step
+        first, last = max(first, valid[0] + offset), min(last, valid[1] + offset)
+    return first - begin // step, last - begin // step
 
 
 #: Working set of one tile in automatic mode: larger tiles only shave the halos' few
@@ -386,7 +466,10 @@ def plan_tiles(
     -------
     TilePlan
     """
-    segments = tuple(network_segments(features, settings.last_layer))
+    losses = settings.content_layers + settings.style_layers
+    # Stored switches carry float32 gradients; with autocast layers the tails recompute.
+    switches = settings.precision in ("fp32", "tf32")
+    segments = tuple(network_segments(features, settings.last_layer, losses, switches))
     first = segments[0]
     if tile is not None:
         if tile < first.stride:
