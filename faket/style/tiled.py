@@ -9,23 +9,26 @@ float32 grey tilt; the three-channel iterate, its gradient, Adam's moments and t
 average 3x each). One iteration is
 
 1. a forward pass without autograd: the stored maps, the Gram matrices of the style
-   layers summed over the tiles' owned positions, and the content loss's sums
-   (``sum d^2`` and ``sum |d|`` of the content difference; the content targets are
-   recomputed per tile from the content image, which costs less than storing them);
+   layers summed over the tiles' owned positions, the content loss's sums (``sum d^2``
+   and ``sum |d|`` of the content difference; the content targets are recomputed per
+   tile from the content image, which costs less than storing them), and the switches
+   of the segments' tails (:mod:`faket.style.switches`);
 2. the global losses from these sums, and their gradients with respect to each Gram
    matrix and to the content sums (the same scaled-MSE arithmetic as the whole-tilt
    transfer, on the same values up to the order of summation);
-3. a backward pass, segments last to first: each tile is recomputed with autograd, the
-   loss gradients are injected at its valid positions (the style and content taps, and
-   the segment's output, whose gradient the later segment delivered) and propagated to
-   the tile's input, whose owned part is stored;
+3. a backward pass, segments last to first: each tile's tail carries the output's
+   gradient (which the later segment delivered) back with the stored switches, its
+   head (up to the deepest loss layer) is recomputed with autograd, and the loss
+   gradients are injected at its valid positions and propagated to the tile's input,
+   whose owned part is stored (without a tail, the whole segment is recomputed);
 4. the per-channel Adam step on the full three-channel iterate (elementwise, in blocks
    of rows), the clamp to [0, 1] and the moving average, as in the whole-tilt transfer.
 
 The output's per-tilt mean/std match happens in :mod:`faket.style.transfer` on the
 grey tilt, as for a whole tilt. Why the tiles reproduce the whole-image arithmetic is
-explained in :mod:`faket.style.tiling` (which also sizes the tiles); the cost is one
-extra forward pass per iteration, the content targets computed twice and the halos.
+explained in :mod:`faket.style.tiling` (which also sizes the tiles); the extra cost is
+the forward pass of the first segment and of the segments' heads (VGG-19: ~40% of one
+forward pass), the content targets computed twice, and the halos.
 """
 
 from __future__ import annotations

@@ -45,6 +45,12 @@ arithmetic, choice by choice:
   dependent positions are valid. The positions that depend on input ``x`` lie within
   ``r + s - 1`` of it and depend on inputs within ``r`` further, so a backward halo of
   ``2 r + s - 1`` (rounded up to the segment's stride) covers the owned inputs.
+- **Tails from stored switches.** Behind a segment's deepest loss layer the backward
+  pass needs only the ReLU masks and max-pool choices, which the forward pass stores
+  for the whole map (:mod:`faket.style.switches`): they are exact everywhere, so the
+  tail's gradient at a position is exact as soon as every output position it feeds
+  lies in the tile, ``r_out + s_head + s_out - 2`` positions of halo instead of
+  ``2 r_out + s_out - 1`` (VGG-19: 6 instead of 10 for relu3_1 ... pool3).
 
 How large the tiles are (:func:`plan_tiles`, :func:`choose_plan`) changes only how
 much memory and halo work a tilt costs, never the result beyond round-off.
