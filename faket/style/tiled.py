@@ -239,13 +239,13 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
                     sums.squares[layer] += float((diff * diff).sum(dtype=dtype))
                     sums.absolutes[layer] += float(diff.abs().sum(dtype=dtype))
 
-        switches = Switches(ctx.net.features, segment.tail) if segment.tail else None
-        if switches is not None:
-            switches_on_tile = _storing(segment, shape, switches, on_tile)
+        layers, switches = style + content, None
+        if segment.tail:
+            switches = Switches(ctx.net.features, segment.tail)
+            layers = layers + switches.layers()
+            on_tile = _storing(segment, shape, switches, on_tile)
         last = index == len(ctx.plan.segments) - 1
-        layers = style + content + (switches.layers() if switches is not None else [])
-        tile = on_tile if switches is None else switches_on_tile
-        maps.append(_forward_segment(ctx, index, maps[-1], layers, not last, tile))
+        maps.append(_forward_segment(ctx, index, maps[-1], layers, not last, on_tile))
         sums.switches.append(switches)
     return maps, sums
 
@@ -318,18 +318,19 @@ def _tv_blocks(height: int, rows: int = 256):
         yield start, min(start + rows, height)
 
 
-def _tv_part(image: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``start:stop`` of the TV sum, from a window with one row of look-ahead."""
+def _tv_part(image: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows ``start:stop`` of the TV sum (:func:`faket.style.losses.tv_loss` times its
+    count), from a window with one row of look-ahead."""
     window = image[..., start : min(stop + 1, image.shape[-2]), :]
     padded = torch.nn.functional.pad(window, (0, 1, 0, 1), mode="replicate")
     dx = padded[..., :-1, 1:] - padded[..., :-1, :-1]
     dy = padded[..., 1:, :-1] - padded[..., :-1, :-1]
-    return (dx.pow(2) + dy.pow(2))[..., : stop - start, :].sum(), window
+    return (dx.pow(2) + dy.pow(2))[..., : stop - start, :].sum()
 
 
 def _tv_value(image: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        total = sum(float(_tv_part(image, a, b)[0]) for a, b in _tv_blocks(image.shape[-2]))
+        total = sum(float(_tv_part(image, a, b)) for a, b in _tv_blocks(image.shape[-2]))
     return torch.tensor([total / image[0].numel()], dtype=torch.float32)
 
 
@@ -338,8 +339,7 @@ def _add_tv_gradient(image: torch.Tensor, grad: torch.Tensor, weight: float) -> 
     for start, stop in _tv_blocks(image.shape[-2]):
         window = image[..., start : min(stop + 1, image.shape[-2]), :].detach().requires_grad_()
         with torch.enable_grad():
-            part, _ = _tv_part(window, 0, stop - start)
-            part.backward()
+            _tv_part(window, 0, stop - start).backward()
         grad[..., start : start + window.shape[-2], :] += window.grad * scale
 
 
