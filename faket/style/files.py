@@ -10,7 +10,8 @@ a sidecar whose fingerprint does not match is ignored. When all tilts are done t
 file is renamed onto the output and the sidecar removed: the output appears only when
 it is complete (an existing one stays untouched until then). Because every tilt's
 result depends only on its own inputs (and whole-stack normalisation constants), a
-resumed run gives exactly the uninterrupted run's output.
+resumed run gives exactly the uninterrupted run's output (given the same tiling: tiles,
+which ``--tile auto`` chooses by the memory available, change only float round-off).
 """
 
 from __future__ import annotations
