@@ -126,13 +126,13 @@ def peak_memory(device: torch.device) -> float:
 def initial_losses(net, content, style, init, settings, device) -> list[float]:
     """faket's loss at the initial image, per tilt (to compare with naive's)."""
     from faket.style.losses import gram_matrix, total_loss
-    from faket.style.settings import _normalise
+    from faket.style.settings import normalise
 
     cw, sw = settings.layer_weights()
     out = []
     for t in range(len(content)):
         c, s, x = (
-            torch.from_numpy(_normalise(a, "stack")[t : t + 1])[:, None]
+            torch.from_numpy(normalise(a, "stack")[t : t + 1])[:, None]
             for a in (content, style, init)
         )
         with torch.no_grad():

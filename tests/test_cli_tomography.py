@@ -9,7 +9,7 @@ from _helpers import run_cli
 from _phantoms import ellipsoids_volume
 
 from faket.io import read_mrc, read_tlt, write_mrc, write_tlt
-from faket.tomography import project
+from faket.tomography import project, reconstruct
 
 
 @pytest.fixture
@@ -120,3 +120,22 @@ def test_usage_errors_exit_with_status_two(capsys):
     assert status == 2
     status, out, _ = run_cli(["--help"], capsys)
     assert status == 0 and "project" in out and "reconstruct" in out
+
+
+def test_reconstruct_writes_through_a_work_file_and_checks_the_pixel_size_first(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    tilts = write_mrc(tmp_path / "t.mrc", rng.random((5, 12, 12)).astype(np.float32), 4.0)
+    write_tlt(tmp_path / "t.tlt", np.linspace(-40.0, 40.0, 5))
+    out = tmp_path / "rec.mrc"
+    status, _, _ = run_cli(["reconstruct", tilts, "-o", out, "--filter", "shrec", "-q"], capsys)
+    assert status == 0
+    expected = reconstruct(read_mrc(tilts).data, read_tlt(tmp_path / "t.tlt"), filter_name="shrec")
+    np.testing.assert_allclose(read_mrc(out).data, expected, rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.mrc", "t.mrc", "t.tlt"]
+    unset = tmp_path / "unset.mrc"
+    with mrcfile.new(unset) as mrc:  # no pixel size in the header
+        mrc.set_data(rng.random((5, 12, 12)).astype(np.float32))
+    write_tlt(tmp_path / "unset.tlt", np.linspace(-40.0, 40.0, 5))
+    status, _, err = run_cli(["reconstruct", unset, "-o", tmp_path / "u.mrc", "-q"], capsys)
+    assert status == 2 and "pixel size" in err and err.count("\n") == 1
+    assert not (tmp_path / "u.mrc").exists()
