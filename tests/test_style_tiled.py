@@ -212,6 +212,13 @@ def test_adam_in_blocks_of_rows_equals_the_whole_update() -> None:
         blocks.step(grad, rows=8)
     assert torch.equal(whole.param, blocks.param)
     assert torch.equal(whole.exp_avg_sq, blocks.exp_avg_sq)
+    # One step without kept moments (the paper's single iteration) is the same step.
+    first, single = Adam(start.clone(), lr=0.15), Adam(start.clone(), lr=0.15, steps=1)
+    first.step(grads[0])
+    single.step(grads[0], rows=5)
+    assert torch.equal(first.param, single.param) and not hasattr(single, "exp_avg")
+    with pytest.raises(RuntimeError, match="one step"):
+        single.step(grads[1])
 
 
 def test_segments_with_stored_switches_have_smaller_backward_halos(net) -> None:

@@ -42,14 +42,21 @@ class Adam:
     because ``torch.optim`` imports TorchDynamo on first use, ~3 s of every command's
     start-up. Every operation is elementwise, so the update is the same whether the
     tensor is updated whole or (``rows``) in blocks of rows, which bounds the temporary
-    memory of detector-sized images.
+    memory of detector-sized images; ``steps=1`` (a single step, the paper's setting)
+    keeps no moments at all.
     """
 
-    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps=1e-8) -> None:
+    def __init__(
+        self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps=1e-8, *, steps=None
+    ) -> None:
         self.param, self.lr, self.eps = param, lr, eps
         self.beta1, self.beta2 = betas
-        self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
-        self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
+        # A single step needs no moments kept: they are made (from zeros, so with the
+        # same arithmetic) one block of rows at a time.
+        self.single = steps == 1
+        if not self.single:
+            self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
+            self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
         self.steps = 0
 
     @torch.no_grad()
@@ -65,10 +72,20 @@ class Adam:
         """
         grad = self.param.grad if grad is None else grad
         self.steps += 1
+        if self.single and self.steps > 1:
+            raise RuntimeError("this Adam was made for one step (steps=1)")
         bias_correction1 = 1 - self.beta1 ** float(self.steps)
         bias_correction2_sqrt = (1 - self.beta2 ** float(self.steps)) ** 0.5
-        tensors = (self.param, self.exp_avg, self.exp_avg_sq, grad)
-        for param, m, v, g in _row_blocks(tensors, rows):
+        if self.single:
+            tensors = (self.param, grad)
+        else:
+            tensors = (self.param, self.exp_avg, self.exp_avg_sq, grad)
+        for block in _row_blocks(tensors, rows):
+            if self.single:
+                param, g = block
+                m, v = torch.zeros_like(g), torch.zeros_like(g)
+            else:
+                param, m, v, g = block
             m.lerp_(g, 1 - self.beta1)
             v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
             denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)

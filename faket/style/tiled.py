@@ -95,13 +95,26 @@ def _new_map(like: torch.Tensor, shape) -> torch.Tensor:
     which convolution kernels run, and so their round-off)."""
     channels_last = like.is_contiguous(memory_format=torch.channels_last)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty((1, like.shape[1], *shape), dtype=like.dtype, device=like.device).to(
-        memory_format=fmt
-    )
+    size = (1, like.shape[1], *shape)
+    return torch.empty(size, dtype=like.dtype, device=like.device, memory_format=fmt)
 
 
-def _forward_segment(ctx: _Context, index: int, x: torch.Tensor, layers, store, on_tile=None):
-    """Run segment ``index`` over ``x`` tile by tile (no autograd); the stored output map."""
+def _row_blocks(part: torch.Tensor, budget: int = 2**25):
+    """Blocks of rows of ``part`` (N, C, h, w) of about ``budget`` bytes each, as
+    ``(rows, (N, rows * w, C))`` matrices (copies only of one block at a time)."""
+    n, c, h, w = part.shape
+    rows = max(1, budget // max(1, 4 * c * w))
+    for start in range(0, h, rows):
+        block = part[..., start : start + rows, :]
+        yield slice(start, start + rows), block.permute(0, 2, 3, 1).reshape(n, -1, c)
+
+
+def _forward_segment(ctx, index: int, x: torch.Tensor, layers, store, on_tile=None, before=None):
+    """Run segment ``index`` over ``x`` tile by tile (no autograd); the stored output map.
+
+    ``before(row, column)`` runs before each tile's forward pass, and its result goes to
+    ``on_tile(row, column, activations, result)`` after it.
+    """
     segment = ctx.plan.segments[index]
     wanted = sorted(set(layers) | ({segment.stop} if store else set()))
     out = None
@@ -109,12 +122,14 @@ def _forward_segment(ctx: _Context, index: int, x: torch.Tensor, layers, store, 
     tiles = _tiles(segment, x.shape[-2:], ctx.plan.forward[index], segment.halo_forward)
     with torch.no_grad():
         for row, column in tiles:
+            extra = before(row, column) if before is not None else None
             feats = forward(
                 ctx.net, _window(x, row, column), wanted, ctx.device, ctx.settings,
                 start=segment.start,
             )  # fmt: skip
             if on_tile is not None:
-                on_tile(row, column, feats)
+                on_tile(row, column, feats, extra)
+            del extra
             if store:
                 value = feats[segment.stop]
                 if out is None:
@@ -134,9 +149,8 @@ def _sum_dtype(device: torch.device) -> torch.dtype:
 def _gram_sums(segment: Segment, feats, row, column, layers, sums) -> None:
     for layer in layers:
         part = _part(feats[layer], segment.taps[layer], row, column, "owned").float()
-        n, c, h, w = part.shape
-        mat = part.permute(0, 2, 3, 1).reshape(n, h * w, c)
-        sums[layer] += torch.bmm(mat.transpose(1, 2), mat).to(sums[layer].dtype)
+        for _rows, mat in _row_blocks(part):
+            sums[layer] += torch.bmm(mat.transpose(1, 2), mat).to(sums[layer].dtype)
 
 
 def _positions(segment: Segment, layer: int, shape) -> int:
@@ -162,7 +176,7 @@ def tiled_grams(net, image01: torch.Tensor, settings: TransferSettings, device, 
         layers = _layers_in(segment, settings.style_layers)
         shape = x.shape[-2:]
 
-        def on_tile(row, column, feats, segment=segment, layers=layers):
+        def on_tile(row, column, feats, _extra, segment=segment, layers=layers):
             _gram_sums(segment, feats, row, column, layers, sums)
 
         x = _forward_segment(ctx, index, x, layers, deepest > segment.stop, on_tile)
@@ -193,13 +207,19 @@ def _content_maps(ctx: _Context, content01: torch.Tensor) -> list[torch.Tensor |
     return maps
 
 
-def _content_targets(ctx: _Context, index, maps, row, column, layers):
+def _content_targets(ctx: _Context, index, maps, row, column, layers, kind):
+    """The content image's activations of ``layers`` at a tile's ``kind`` positions."""
     segment = ctx.plan.segments[index]
     with torch.no_grad():
-        return forward(
+        feats = forward(
             ctx.net, _window(maps[index], row, column), layers, ctx.device, ctx.settings,
             start=segment.start,
         )  # fmt: skip
+    # Copies of the parts only: the rest of the activations can go at once.
+    return {
+        layer: _part(feats[layer], segment.taps[layer], row, column, kind).clone()
+        for layer in layers
+    }
 
 
 @dataclass
@@ -225,19 +245,21 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
         for layer in style + content:
             sums.positions[layer] = _positions(segment, layer, shape)
 
-        def on_tile(row, column, feats, index=index, segment=segment, style=style, content=content):
+        def before(row, column, index=index, content=content):
+            # The content targets first, so that their forward pass and the iterate's
+            # never hold their activations at the same time.
+            return _content_targets(ctx, index, content_maps, row, column, content, "owned")
+
+        def on_tile(row, column, feats, targets, segment=segment, style=style, content=content):
             _gram_sums(segment, feats, row, column, style, sums.grams)
-            if content:
-                targets = _content_targets(ctx, index, content_maps, row, column, content)
-                for layer in content:
-                    tap = segment.taps[layer]
-                    diff = (
-                        _part(feats[layer], tap, row, column, "owned").float()
-                        - _part(targets[layer], tap, row, column, "owned").float()
-                    )
-                    dtype = _sum_dtype(diff.device)
-                    sums.squares[layer] += float((diff * diff).sum(dtype=dtype))
+            for layer in content:
+                part = _part(feats[layer], segment.taps[layer], row, column, "owned")
+                dtype = _sum_dtype(part.device)
+                for rows, mat in _row_blocks(part):
+                    target = targets[layer][..., rows, :].permute(0, 2, 3, 1).reshape(mat.shape)
+                    diff = mat.float() - target.float()
                     sums.absolutes[layer] += float(diff.abs().sum(dtype=dtype))
+                    sums.squares[layer] += float(diff.square_().sum(dtype=dtype))
 
         layers, switches = style + content, None
         if segment.tail:
@@ -245,7 +267,11 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
             layers = layers + switches.layers()
             on_tile = _storing(segment, shape, switches, on_tile)
         last = index == len(ctx.plan.segments) - 1
-        maps.append(_forward_segment(ctx, index, maps[-1], layers, not last, on_tile))
+        maps.append(
+            _forward_segment(
+                ctx, index, maps[-1], layers, not last, on_tile, before if content else None
+            )
+        )
         sums.switches.append(switches)
     return maps, sums
 
@@ -253,8 +279,8 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
 def _storing(segment: Segment, shape, switches: Switches, on_tile):
     """``on_tile`` that also stores the tile's switches for its owned positions."""
 
-    def store(row, column, feats):
-        on_tile(row, column, feats)
+    def store(row, column, feats, extra):
+        on_tile(row, column, feats, extra)
         for layer in segment.tail:
             tap = segment.taps[layer]
             size = tuple(n // tap.stride for n in shape)
@@ -360,11 +386,15 @@ def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_ou
             if segment.head < segment.start:  # no head: the tail reaches the input
                 grad_in[owned] = tail[local]
                 continue
+        targets = {}
+        if content:  # before the autograd forward pass: the two never coexist
+            targets = _content_targets(ctx, index, content_maps, row, column, content, "valid")
         window = _window(x, row, column).detach().requires_grad_(True)
         wanted = style + content + output + ([segment.head] if tail is not None else [])
         with torch.enable_grad():
             feats = forward(ctx.net, window, wanted, ctx.device, settings, start=segment.start)
-        tensors, injected = _loss_injections(ctx, index, content_maps, grads, feats, row, column)
+        tensors, injected = _loss_injections(ctx, index, grads, feats, targets, row, column)
+        del targets
         if output:
             tap = segment.taps[segment.stop]
             tensors.append(_part(feats[segment.stop], tap, row, column, "valid"))
@@ -379,27 +409,25 @@ def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_ou
     return grad_in
 
 
-def _loss_injections(ctx, index, content_maps, grads: _Gradients, feats, row, column):
+def _loss_injections(ctx, index, grads: _Gradients, feats, targets, row, column):
     """The loss gradients at a tile's valid positions of its style and content layers."""
     settings, segment = ctx.settings, ctx.plan.segments[index]
     tensors, injected = [], []
     for layer in _layers_in(segment, settings.style_layers):
         part = _part(feats[layer], segment.taps[layer], row, column, "valid")
         n, c, h, w = part.shape
-        mat = part.detach().float().permute(0, 2, 3, 1).reshape(n, h * w, c)
-        g = gram_backward(mat, grads.grams[layer], float(grads.positions[layer]))
+        g = torch.empty((n, h, w, c), dtype=torch.float32, device=part.device)
+        for rows, mat in _row_blocks(part.detach()):
+            block = gram_backward(mat.float(), grads.grams[layer], float(grads.positions[layer]))
+            g[:, rows] = block.view(n, -1, w, c)
         tensors.append(part)
-        injected.append(g.view(n, h, w, c).permute(0, 3, 1, 2).to(part.dtype))
-    content = _layers_in(segment, settings.content_layers)
-    if content:
-        targets = _content_targets(ctx, index, content_maps, row, column, content)
-        for layer in content:
-            tap = segment.taps[layer]
-            part = _part(feats[layer], tap, row, column, "valid")
-            diff = part.detach().float() - _part(targets[layer], tap, row, column, "valid")
-            numerator, denominator, g = grads.content[layer]
-            tensors.append(part)
-            injected.append(scaled_mse_backward(diff.float(), numerator, denominator, g))
+        injected.append(g.permute(0, 3, 1, 2).to(part.dtype))
+    for layer in _layers_in(segment, settings.content_layers):
+        part = _part(feats[layer], segment.taps[layer], row, column, "valid")
+        diff = part.detach().float() - targets[layer].float()
+        numerator, denominator, g = grads.content[layer]
+        tensors.append(part)
+        injected.append(scaled_mse_backward(diff, numerator, denominator, g))
     return tensors, injected
 
 
@@ -468,18 +496,18 @@ def _loss_and_gradient(ctx: _Context, image, content_maps, style_targets):
     return grads.loss, grad_out
 
 
-def optimise_tiled(net, image0, content01, style_targets, settings, device, plan) -> torch.Tensor:
-    """Adam on the three-channel iterate from ``image0`` (1, 3, H, W), tiled; the EMA.
+def optimise_tiled(net, image, content01, style_targets, settings, device, plan) -> torch.Tensor:
+    """Adam on the three-channel iterate ``image`` (1, 3, H, W), tiled; the EMA.
 
     The same steps as the whole-tilt optimisation (:mod:`faket.style.transfer`): per
     iteration the gradient, Adam's update of each channel and pixel, the clamp to
     [0, 1] and the bias-corrected moving average; the result clamped to [0, 1].
+    ``image`` is the iterate itself (changed in place), to save a copy of it.
     """
     ctx = _Context(net, settings, device, plan)
     content_maps = _content_maps(ctx, content01)
-    image = image0.clone()
-    ema = Ema(image0, settings.ema_decay)
-    optimiser = Adam(image, lr=settings.step_size)
+    ema = Ema(image, settings.ema_decay)
+    optimiser = Adam(image, lr=settings.step_size, steps=settings.iterations)
     rows = max(1, 2**24 // max(1, 3 * image.shape[-1]))  # ~64 MiB blocks of temporaries
     for _ in range(settings.iterations):
         _loss, grad = _loss_and_gradient(ctx, image, content_maps, style_targets)

@@ -399,7 +399,7 @@ TILE_BYTES = 2 * 1024**3
 #: Bytes per activation value of a tile's segment (float32 activations, incl. autograd's
 #: saved tensors and the backward pass's gradients; forward-only: the live activations),
 #: measured on the CPU (benchmarks/README.md).
-BYTES_PER_VALUE = {"forward": 4.0, "backward": 14.0}
+BYTES_PER_VALUE = {"forward": 4.0, "backward": 18.0}
 #: Bytes per input pixel of a whole-tilt transfer (style, content and iterate passes,
 #: autograd, backward), for the default layers; used to decide when to tile.
 WHOLE_TILT_BYTES_PER_PIXEL = {"fp32": 6000, "reduced": 4000}
