@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from faket.device import reuse_freed_host_memory, select_device
 from faket.errors import FaketError
+from faket.evaluation.classes import sort_by_size
 from faket.evaluation.data import Tomogram
 from faket.evaluation.inference import normalize, predict
 from faket.evaluation.network import (
@@ -38,7 +39,7 @@ from faket.evaluation.network import (
     place_network,
     save_model,
 )
-from faket.evaluation.scoring import Scores, score, sort_by_size
+from faket.evaluation.scoring import Scores, score
 from faket.evaluation.targets import class_radii, tomogram_targets
 from faket.io import atomic_path, write_text_atomic
 from faket.progress import progress as progress_bar
