@@ -118,10 +118,7 @@ def segment(
     grids = [patch_starts(n, patch_size, margin) for n in data.shape]
     origins = [(z, y, x) for z in grids[0][0] for y in grids[1][0] for x in grids[2][0]]
     if batch_size is None:
-        # Live activations peak near 200 float32 channels per voxel at full resolution
-        # (DeepFinder widths); 256 leaves room for the convolution workspace.
-        per_patch = 4 * 256 * patch_size**3
-        batch_size = chunk_size(per_patch, len(origins), memory_budget(dev, memory_budget_bytes))
+        batch_size = segment_batch_size(patch_size, len(origins), dev, memory_budget_bytes)
     batches = [origins[i : i + batch_size] for i in range(0, len(origins), batch_size)]
     with reuse_freed_host_memory(dev.type == "cpu"):
         labels, probabilities = _segment_batches(
@@ -132,6 +129,25 @@ def segment(
     if return_probabilities:
         return labels[crop], probabilities[(slice(None), *crop)]
     return labels[crop]
+
+
+def segment_batch_size(
+    patch_size: int, n_patches: int, device: torch.device, budget_bytes: int | None = None
+) -> int:
+    """Patches per forward pass that fit the device's memory budget.
+
+    On CUDA the budget is half the free memory at the time of the call
+    (:func:`faket.device.memory_budget`), so a bigger or emptier GPU segments in bigger
+    batches; elsewhere a fixed default. Live activations peak near 200 float32 channels
+    per voxel at full resolution (DeepFinder widths); 256 leaves room for the
+    convolution workspace.
+
+    Returns
+    -------
+    int, between 1 and ``n_patches``
+    """
+    per_patch = 4 * 256 * patch_size**3
+    return chunk_size(per_patch, n_patches, memory_budget(device, budget_bytes))
 
 
 def _segment_batches(

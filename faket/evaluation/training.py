@@ -65,6 +65,12 @@ class TrainConfig(BaseModel):
     exclude: list[str] = Field(
         ["vesicle"], description="Classes left out of validation scoring (SHREC: vesicle)."
     )
+    exclusion_convention: Literal["shrec", "strict"] = Field(
+        "shrec",
+        description="Excluded vesicles stay in the localization recall denominator (shrec, "
+        "the SHREC 2021 script and the paper) or leave it (strict). train_config: shrec for "
+        "the paper/shrec presets, strict for the others.",
+    )
     epochs: int = Field(70, ge=1, description="Passes over all training particles (paper: 70).")
     batch_size: int = Field(8, ge=1, description="Patches per gradient step.")
     patch_size: int = Field(48, ge=SIZE_MULTIPLE, description="Patch side (multiple of 4).")
@@ -134,12 +140,23 @@ def train_config(preset: str = "paper", **settings) -> TrainConfig:
     """
     if preset not in PRESETS:
         raise FaketError(f"unknown training preset {preset!r}; choose from {', '.join(PRESETS)}")
+    convention = {"exclusion_convention": default_exclusion_convention(preset)}
     try:
-        return TrainConfig(**(PRESETS[preset] | settings))
+        return TrainConfig(**(convention | PRESETS[preset] | settings))
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
         raise FaketError(f"training setting {where}: {first['msg']}") from None
+
+
+def default_exclusion_convention(preset: str) -> str:
+    """``shrec`` for the presets that reproduce the paper (``paper``, ``shrec``), else
+    ``strict``."""
+    return "shrec" if preset in PAPER_PRESETS else "strict"
+
+
+#: Presets that reproduce the paper's set-up, and so its scoring convention.
+PAPER_PRESETS = ("paper", "shrec")
 
 
 @dataclass
@@ -313,7 +330,13 @@ def predict_and_score(
             device=device,
             progress=progress,
         )
-    return particles, score(particles, tomogram.truth, exclude=config.exclude)
+    scores = score(
+        particles,
+        tomogram.truth,
+        exclude=config.exclude,
+        exclusion_convention=config.exclusion_convention,
+    )
+    return particles, scores
 
 
 def _check_run_dir(run_dir: Path | None, overwrite: bool) -> Path | None:

@@ -230,7 +230,9 @@ def noise_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
         )
         save_noise_model(model, dataset_dir / NOISE_MODEL, overwrite=True)
 
-    return run_step(Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute)
+    return run_step(
+        Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute, device="cpu"
+    )
 
 
 def figures_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:

@@ -23,6 +23,7 @@ from typing import Any
 
 from faket.errors import FaketError
 from faket.io.atomic import write_text_atomic
+from faket.pipeline.resources import measure_resources
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -83,9 +84,13 @@ class Manifest:
             raise FaketError(f"step {name!r} has not run in {self.folder}")
         return self.steps[name]["hash"]
 
-    def record(self, name: str, digest: str, outputs: Sequence[str], seconds: float) -> None:
-        """Record a finished step and rewrite the manifest atomically."""
+    def record(
+        self, name: str, digest: str, outputs: Sequence[str], seconds: float, **details: Any
+    ) -> None:
+        """Record a finished step and rewrite the manifest atomically; ``details`` (e.g.
+        peak memory, device) are stored in the step's entry as well."""
         self.steps[name] = {
+            **details,
             "hash": digest,
             "outputs": list(outputs),
             "seconds": round(seconds, 3),
@@ -101,19 +106,27 @@ def run_step(
     digest: str,
     outputs: Sequence[str],
     compute: Callable[[], None],
+    *,
+    device: str | None = None,
+    info: dict[str, Any] | None = None,
 ) -> StepRecord:
     """Run ``compute`` unless ``manifest`` says ``name`` is already done with ``digest``.
 
     ``compute`` must write every file in ``outputs`` (paths relative to the
-    manifest's folder) atomically.
+    manifest's folder) atomically. The manifest entry records the wall time, the peak
+    memory and the device (:func:`faket.pipeline.resources.measure_resources`) and
+    ``info`` (facts about how the outputs were made, e.g. the VGG weights used).
     """
     if manifest.is_done(name, digest, outputs):
         return StepRecord(name, str(manifest.folder), ran=False, seconds=0.0, outputs=list(outputs))
     start = time.perf_counter()
-    compute()
+    with measure_resources(device) as measured:
+        compute()
     seconds = time.perf_counter() - start
     missing = [output for output in outputs if not (manifest.folder / output).exists()]
     if missing:  # a programming error, not a user error
         raise RuntimeError(f"step {name} did not write {missing}")
-    manifest.record(name, digest, outputs, seconds)
+    if info:
+        measured["info"] = dict(info)
+    manifest.record(name, digest, outputs, seconds, **measured)
     return StepRecord(name, str(manifest.folder), ran=True, seconds=seconds, outputs=list(outputs))

@@ -111,7 +111,7 @@ def _phantom_step(config, manifest: Manifest, index: int, device: str, progress:
         model = make_grand_model(phantom, device=device, show_progress=progress)
         write_grand_model(model, manifest.folder, overwrite=True)
 
-    return run_step(manifest, "phantom", digest, PHANTOM_OUTPUTS, compute)
+    return run_step(manifest, "phantom", digest, PHANTOM_OUTPUTS, compute, device=device)
 
 
 def _noiseless_step(manifest: Manifest, angles: np.ndarray, device: str, progress: bool):
@@ -129,7 +129,7 @@ def _noiseless_step(manifest: Manifest, angles: np.ndarray, device: str, progres
         write_mrc(manifest.folder / outputs[0], tilt_series, grand_model.voxel_size)
         write_tlt(manifest.folder / outputs[1], angles)
 
-    return run_step(manifest, "projections_noiseless", digest, outputs, compute)
+    return run_step(manifest, "projections_noiseless", digest, outputs, compute, device=device)
 
 
 def _benchmark_step(config, manifest: Manifest, index: int, angles, device: str, progress: bool):
@@ -162,7 +162,7 @@ def _benchmark_step(config, manifest: Manifest, index: int, angles, device: str,
 
         write_text_atomic(manifest.folder / outputs[1], metadata.to_csv(index=False))
 
-    return run_step(manifest, "projections_benchmark", digest, outputs, compute)
+    return run_step(manifest, "projections_benchmark", digest, outputs, compute, device=device)
 
 
 def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str, seed: int):
@@ -176,7 +176,7 @@ def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str,
         tilt_series = apply_noise(noiseless.data, model, mode, seed)
         write_mrc(manifest.folder / output, tilt_series, noiseless.voxel_size)
 
-    return run_step(manifest, f"projections_{mode}", digest, (output,), compute)
+    return run_step(manifest, f"projections_{mode}", digest, (output,), compute, device="cpu")
 
 
 def resolve_nst_weights(weights: str) -> str:
@@ -224,7 +224,10 @@ def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, devic
         )
         write_mrc(manifest.folder / output, stylised, content.voxel_size)
 
-    return run_step(manifest, "projections_faket", digest, (output,), compute)
+    info = {"weights": weights}
+    return run_step(
+        manifest, "projections_faket", digest, (output,), compute, device=device, info=info
+    )
 
 
 def _reconstruction_step(config, manifest: Manifest, modality: str, angles, device, progress):
@@ -256,4 +259,6 @@ def _reconstruction_step(config, manifest: Manifest, modality: str, angles, devi
         voxel_size = tilt_series.voxel_size * settings.pre_binning * settings.post_binning
         write_mrc(manifest.folder / output, volume, voxel_size)
 
-    return run_step(manifest, f"reconstruction_{modality}", digest, (output,), compute)
+    return run_step(
+        manifest, f"reconstruction_{modality}", digest, (output,), compute, device=device
+    )
