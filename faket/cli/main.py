@@ -57,7 +57,7 @@ COMMAND_MODULES = {
     "train": "evaluate",
     "segment": "evaluate",
     "locate": "evaluate",
-    "experiment": "evaluate",
+    "experiment": "experiment",
 }
 _registered: set[str] = set()
 

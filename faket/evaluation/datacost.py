@@ -73,6 +73,18 @@ class DataCost:
             "missing_steps": list(self.missing),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> DataCost:
+        """The inverse of :meth:`as_dict`."""
+        return cls(
+            wall_seconds=float(data["wall_seconds"]),
+            peak_rss_bytes=data.get("peak_rss_bytes"),
+            gpu_peak_bytes=data.get("gpu_peak_bytes"),
+            devices=list(data.get("devices", [])),
+            n_steps=int(data.get("n_steps", 0)),
+            missing=list(data.get("missing_steps", [])),
+        )
+
     def describe(self) -> str:
         """A table cell, e.g. ``42 s (1.3 GiB RAM, cpu x2)`` or ``12 min (7.8 GiB GPU, ...)``."""
         if self.n_steps == 0:

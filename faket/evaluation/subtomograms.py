@@ -29,14 +29,20 @@ _BACKGROUND_TRIES = 200
 
 
 def box_geometry(radii: dict[str, float], jitter: int, box_size: int | None, input_size: int):
-    """``(box, binning)``: box side in volume voxels and the integer factor that bins it
-    to at most ``input_size`` (roughly; the binned side is rounded up to a multiple of 8
-    for the network's three poolings, at least 16). The default box holds the largest
-    particle's diameter plus twice the jitter and a voxel of margin on each side."""
+    """``(box, binning)``: box side in volume voxels and the integer binning.
+
+    Boxes are binned when the largest particle is wider than ``input_size``; the default
+    box holds the largest particle, the jitter and a voxel of margin on each side, but
+    the network sees at most ``input_size`` (rounded up to even) voxels.
+    """
+    diameter = 2 * max(radii.values(), default=4.0)
+    binning = max(1, math.ceil(diameter / input_size))
     if box_size is None:
-        box_size = int(math.ceil(2 * max(radii.values(), default=4.0) + 2 * jitter + 2))
-    binning = max(1, math.ceil(box_size / input_size))
-    side = max(16, int(math.ceil(box_size / binning / 8) * 8))
+        wanted = math.ceil((diameter + 2 * jitter + 2) / binning)
+        side = min(wanted, input_size)
+    else:
+        side = math.ceil(box_size / binning)
+    side = max(16, side + side % 2)
     return side * binning, binning
 
 
@@ -101,7 +107,7 @@ class SubtomogramSet:
     @property
     def labels(self) -> np.ndarray:
         """Label of every box, shape (n,)."""
-        return self.samples["label"].to_numpy(np.int64)
+        return np.array(self.samples["label"], dtype=np.int64)
 
     @property
     def input_size(self) -> int:
