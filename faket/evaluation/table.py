@@ -88,14 +88,11 @@ def _judge_section(boot: BootstrapResult, seeds: Sequence[int], judge: str, extr
             pct = 100 * estimate.mean / base if base and np.isfinite(base) else None
             entry[metric]["pct_benchmark"] = None if pct is None or not np.isfinite(pct) else pct
         modalities[name] = entry | extra.get(name, {})
+    keep = ("mean", "ci_low", "ci_high")
     differences = {
-        pair: {m: {k: v for k, v in e.as_dict().items() if k in ("mean", "ci_low", "ci_high")}}
+        pair: {m: {k: v for k, v in e.as_dict().items() if k in keep} for m, e in metrics.items()}
         for pair, metrics in boot.differences.items()
-        for m, e in metrics.items()
     }
-    merged: dict[str, dict] = {}
-    for pair, content in differences.items():
-        merged.setdefault(pair, {}).update(content)
     ranks = {}
     for metric in RANKED[judge]:
         per_seed = {
@@ -103,7 +100,7 @@ def _judge_section(boot: BootstrapResult, seeds: Sequence[int], judge: str, extr
             for name in boot.modalities
         }
         ranks[metric] = seed_set_rank_correlation(per_seed, seeds)
-    return {"modalities": modalities, "differences": merged, "rank_correlation": ranks}
+    return {"modalities": modalities, "differences": differences, "rank_correlation": ranks}
 
 
 def summarise(
