@@ -130,3 +130,14 @@ def test_bad_settings_raise_one_line_errors():
         train_config(patch_size=30)
     with pytest.raises(FaketError, match="no training particles"):
         train([synthetic_tomogram(0)], None, TrainConfig(**FAST | {"classes": ["ribosome"]}))
+
+
+def test_exclusion_convention_follows_the_preset_unless_given():
+    assert train_config("paper").exclusion_convention == "shrec"
+    assert train_config("shrec").exclusion_convention == "shrec"
+    assert train_config("small").exclusion_convention == "strict"
+    assert train_config("small", exclusion_convention="shrec").exclusion_convention == "shrec"
+    with pytest.raises(FaketError, match="exclusion_convention"):
+        train_config("paper", exclusion_convention="sloppy")
+    with pytest.raises(FaketError, match="unknown training preset 'cpu2'; choose from"):
+        train_config("cpu2")

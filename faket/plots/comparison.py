@@ -36,15 +36,8 @@ def plot_modality_scores(
     for axis, (judge, modalities, metric, heading) in zip(axes[0], panels, strict=False):
         names = list(modalities)
         entries = [modalities[n].get(metric) or {} for n in names]
-        mean = np.array([e.get("mean") if e.get("mean") is not None else np.nan for e in entries])
-        low = np.array(
-            [e.get("ci_low") if e.get("ci_low") is not None else np.nan for e in entries]
-        )
-        high = np.array(
-            [e.get("ci_high") if e.get("ci_high") is not None else np.nan for e in entries]
-        )
+        mean, errors = interval_errors(entries)
         positions = np.arange(len(names))
-        errors = np.nan_to_num(np.stack([mean - low, high - mean]).clip(min=0))
         axis.bar(positions, mean, 0.6, color="#9ecae1", edgecolor="#3182bd")
         axis.errorbar(positions, mean, yerr=errors, fmt="none", ecolor="black", capsize=4)
         for x, entry in zip(positions, entries, strict=True):
@@ -57,3 +50,14 @@ def plot_modality_scores(
         f"bars: mean over seeds, whiskers: 95 % interval, dots: seeds{suffix}", fontsize=9
     )
     return save_figure(figure, path)
+
+
+def interval_errors(entries: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Bar heights (means) and whisker lengths ``(2, n)``: mean - ci_low, ci_high - mean
+    (0 where unknown)."""
+    mean, low, high = (_values(entries, key) for key in ("mean", "ci_low", "ci_high"))
+    return mean, np.nan_to_num(np.stack([mean - low, high - mean]).clip(min=0))
+
+
+def _values(entries: Sequence[dict], key: str) -> np.ndarray:
+    return np.array([np.nan if e.get(key) is None else e[key] for e in entries], dtype=float)
