@@ -144,3 +144,14 @@ def test_score_reports_czii_beside_shrec():
     assert data["czii"]["per_class"]["B"]["fn"] == 1
     no_size = GroundTruth(particles, occupancy, CLASSES)  # voxel size unknown
     assert score(_table([("A", 2, 2, 2)]), no_size).czii is None
+
+
+def test_only_particle_classes_are_scored():
+    classes = pd.concat(
+        [CLASSES, pd.DataFrame({"name": ["fiducial"], "kind": ["fiducial"], "diameter_nm": [10.0]})]
+    )
+    truth = _table([("A", 10, 10, 10), ("fiducial", 40, 40, 40)])
+    picks = _table([("A", 10, 10, 10), ("fiducial", 0, 0, 0)])
+    result = czii_score(picks, truth, classes, VOXEL)
+    assert list(result.per_class.index) == ["A"] and result.fbeta == 1.0
+    assert result.scored.tolist() == [True, False]

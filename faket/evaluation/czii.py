@@ -20,8 +20,9 @@ within the threshold of two references of its class, which holds for any two
 particles that do not overlap (their centres are at least two radii apart, the
 threshold is half a radius). Where references do overlap, the script can count one pick
 as two true positives (and then under-counts false positives); this implementation never
-does. Picks of classes that are not scored are ignored, as the script ignores particle
-types it has no radius for.
+does. Only particle classes are scored (the table's ``kind``; vesicles, fiducials and
+excluded classes are not), and picks of classes that are not scored are ignored, as the
+script ignores particle types it has no radius for.
 
 Radii and weights come from the class table: columns ``radius_A`` and ``czii_weight``
 where present, else radius = ``diameter_nm * 5`` Å and weight 1 (see
@@ -39,7 +40,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from faket.errors import FaketError
-from faket.evaluation.classes import czii_radii_weights
+from faket.evaluation.classes import czii_radii_weights, kind_of
 
 #: The competition's F-beta weight of recall.
 BETA = 4.0
@@ -159,7 +160,11 @@ def czii_score(
     true_names = particles["class_name"].astype(str).to_numpy()
     canonical = {n.lower(): n for n in true_names}
     excluded = {str(n).lower() for n in exclude}
-    scored = [n for n in dict.fromkeys(true_names) if n.lower() not in excluded]
+    scored = [
+        n
+        for n in dict.fromkeys(true_names)
+        if n.lower() not in excluded and kind_of(n, classes) == "particle"
+    ]
     radii, weights = czii_radii_weights(scored, classes)
     unknown = [n for n in scored if not np.isfinite(radii[n])]
     if unknown:
