@@ -32,6 +32,7 @@ from faket.evaluation.data import dataset_split
 from faket.evaluation.experiment import RunRecord, deepfinder_runs
 from faket.evaluation.report import scores_dict
 from faket.evaluation.scoring import GroundTruth, Scores, load_truth, score
+from faket.evaluation.table import summarise, write_tables
 from faket.evaluation.training import TrainConfig
 from faket.io import write_text_atomic
 
@@ -184,8 +185,6 @@ def run_experiment(
     dict
         The content of ``table.json`` (see :func:`faket.evaluation.table.summarise`).
     """
-    from faket.evaluation.table import summarise, write_tables
-
     unknown = [j for j in judges if j not in JUDGES]
     if unknown or not judges:
         raise FaketError(

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from faket.evaluation.data import DATASET_CONFIG, dataset_split
+from faket.pipeline.config import load_dataset_config
 from faket.pipeline.manifest import Manifest
 
 #: Per-tomogram projection steps a modality needs, when more than its own
@@ -125,8 +127,6 @@ def _device_label(entry: dict) -> str | None:
 
 def data_cost(dataset_dir: str | os.PathLike[str], modality: str) -> DataCost:
     """The cost of ``modality``'s training data in a ``faket run`` dataset."""
-    from faket.evaluation.data import dataset_split
-
     split = dataset_split(dataset_dir, validation=False)
     per_tomogram, dataset_level = modality_steps(modality)
     entries: list[tuple[str, dict | None]] = []
@@ -157,9 +157,6 @@ def vgg_weights(dataset_dir: str | os.PathLike[str]) -> str:
     From the manifests (``projections_faket`` records them); for datasets made before
     that, the config's ``nst.weights`` unless it is ``auto``; else ``unknown``.
     """
-    from faket.evaluation.data import DATASET_CONFIG, dataset_split
-    from faket.pipeline.config import load_dataset_config
-
     split = dataset_split(dataset_dir, validation=False)
     used = []
     for folder in split.train:

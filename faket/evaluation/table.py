@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from faket.evaluation.datacost import DataCost, data_cost, vgg_weights
+from faket.evaluation.experiment import summary_table, write_summary
 from faket.evaluation.resampling import (
     classify_features,
     classify_statistic,
@@ -249,7 +250,6 @@ def table_markdown(summary: dict) -> str:
 def write_tables(results: Path, runs, summary: dict) -> None:
     """``table.json``, ``table.md``, ``f1_by_modality.png`` and the DeepFinder files of
     :func:`faket.evaluation.experiment.write_summary`."""
-    from faket.evaluation.experiment import summary_table, write_summary
     from faket.plots.comparison import plot_modality_scores
 
     if runs.deepfinder:
