@@ -16,7 +16,7 @@ def classify_command(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (created)."),
     epochs: int | None = typer.Option(None, "--epochs", help="Passes over the boxes (40)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Boxes per step (16)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Boxes per step (8)."),
     box_size: int | None = typer.Option(
         None, "--box-size", help="Box side in voxels (default: the largest particle + jitter)."
     ),

@@ -71,7 +71,7 @@ class ClassifyConfig(BaseModel):
     )
     background_seed: int = Field(0, ge=0, description="Seed of the background positions.")
     epochs: int = Field(40, ge=1, description="Passes over the training boxes.")
-    batch_size: int = Field(16, ge=1, description="Boxes per gradient step.")
+    batch_size: int = Field(8, ge=1, description="Boxes per gradient step.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam step size.")
     weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay (L2).")
     widths: tuple[int, int, int] = Field((16, 32, 64), description="Channels per block.")
