@@ -9,6 +9,7 @@ from functools import cache
 
 import torch
 
+from faket.device import deterministic_algorithms
 from faket.errors import FaketError
 
 _ALIASES = {
@@ -86,29 +87,42 @@ def reduced_dtype(device: torch.device, precision: str) -> torch.dtype | None:
 
 @contextmanager
 def fp32_mode(device: torch.device, precision: str) -> Iterator[None]:
-    """On CUDA, allow TF32 only when asked for, and restore the global switches after.
+    """On CUDA: TF32 only when asked for, deterministic kernels; restored after the block.
 
     PyTorch lets cuDNN convolutions use TF32 by default, which would make "fp32" results
-    differ from the CPU's; elsewhere this does nothing.
+    differ from the CPU's; here float32 convolutions and matrix products are IEEE
+    float32 unless ``precision`` is ``tf32`` (autocast's bf16/fp16 layers are not
+    affected). The block also runs with :func:`faket.device.deterministic_algorithms`,
+    so equal inputs give equal outputs on the same GPU. Elsewhere this does nothing.
     """
     if device.type != "cuda":
         yield
         return
     tf32 = resolve_precision(precision, device) == "tf32"
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        # PyTorch >= 2.9 API; mixing it with the legacy flags is an error there.
-        matmul = torch.backends.cuda.matmul
-        saved = (conv.fp32_precision, matmul.fp32_precision)
-        conv.fp32_precision = matmul.fp32_precision = "tf32" if tf32 else "ieee"
+    with _tf32_switches(tf32), deterministic_algorithms(device):
+        yield
+
+
+@contextmanager
+def _tf32_switches(tf32: bool) -> Iterator[None]:
+    cudnn = torch.backends.cudnn
+    matmul = torch.backends.cuda.matmul
+    if hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        # PyTorch >= 2.9 API. Mixing it with the legacy flags is an error there (even
+        # reading cudnn.allow_tf32 inside the block fails), so only this API is used.
+        switches = [cudnn.conv, matmul]
+        saved = [switch.fp32_precision for switch in switches]
+        for switch in switches:
+            switch.fp32_precision = "tf32" if tf32 else "ieee"
         try:
             yield
         finally:
-            conv.fp32_precision, matmul.fp32_precision = saved
+            for switch, value in zip(switches, saved, strict=True):
+                switch.fp32_precision = value
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    saved_flags = (cudnn.allow_tf32, matmul.allow_tf32)
+    cudnn.allow_tf32 = matmul.allow_tf32 = tf32
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        cudnn.allow_tf32, matmul.allow_tf32 = saved_flags
