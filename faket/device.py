@@ -31,6 +31,10 @@ DEFAULT_CPU_BUDGET = 512 * 1024**2
 CPU_GATHER_BYTES = 2 * 1024**2
 #: Fraction of the free GPU memory a chunk of work may use.
 GPU_BUDGET_FRACTION = 0.5
+#: Elements of the largest tensor a batch may make: several CUDA kernels index with 32-bit
+#: integers and refuse larger outputs (e.g. nearest-neighbour 3-D up-sampling in PyTorch
+#: 2.x), which an 80-141 GB GPU's memory budget would otherwise allow.
+MAX_TENSOR_ELEMENTS = 2**31 - 1
 #: Environment variable overriding :data:`GPU_BUDGET_FRACTION`.
 GPU_FRACTION_VARIABLE = "FAKET_GPU_MEMORY_FRACTION"
 #: cuBLAS is deterministic only with a fixed workspace configuration, which it reads
@@ -154,11 +158,22 @@ def gpu_budget_fraction() -> float:
     return value
 
 
-def chunk_size(bytes_per_item: int, n_items: int, budget_bytes: int) -> int:
-    """How many items (e.g. Y rows) fit in ``budget_bytes``; at least 1, at most ``n_items``."""
+def chunk_size(
+    bytes_per_item: int, n_items: int, budget_bytes: int, elements_per_item: int | None = None
+) -> int:
+    """How many items (e.g. Y rows) fit in ``budget_bytes``; at least 1, at most ``n_items``.
+
+    With ``elements_per_item`` (elements of the largest tensor one item adds to a batch),
+    also few enough that the batch's largest tensor stays within
+    :data:`MAX_TENSOR_ELEMENTS`: a large GPU's memory budget would otherwise allow batches
+    that some CUDA kernels refuse.
+    """
     if n_items <= 0:
         return 1
-    return int(max(1, min(n_items, budget_bytes // max(1, bytes_per_item))))
+    items = budget_bytes // max(1, bytes_per_item)
+    if elements_per_item is not None:
+        items = min(items, MAX_TENSOR_ELEMENTS // max(1, elements_per_item))
+    return int(max(1, min(n_items, items)))
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -142,6 +142,19 @@ def test_gpu_budget_is_half_of_free_plus_cached_memory(monkeypatch) -> None:
         memory_budget(cuda, 0)
 
 
+def test_batches_keep_their_largest_tensor_within_32_bit_indexing(monkeypatch) -> None:
+    # Segmenting 64^3 patches on a 141 GB GPU: memory would allow ~260 patches per batch,
+    # but 256 channels x 64^3 voxels x 260 is past the 2^31 elements some kernels accept.
+    _fake_gpu_memory(monkeypatch, free=140 * GB, reserved=0, allocated=0)
+    monkeypatch.delenv("FAKET_GPU_MEMORY_FRACTION", raising=False)
+    per_patch, elements = 4 * 256 * 64**3, 256 * 64**3
+    budget = memory_budget(torch.device("cuda"))
+    assert chunk_size(per_patch, 10_000, budget) == 260
+    assert chunk_size(per_patch, 10_000, budget, elements_per_item=elements) == 31
+    assert 31 * elements <= 2**31 - 1 < 32 * elements
+    assert chunk_size(per_patch, 10_000, 10**6, elements_per_item=2**40) == 1  # never 0
+
+
 def test_the_gpu_fraction_comes_from_the_environment(monkeypatch) -> None:
     cuda = torch.device("cuda")
     _fake_gpu_memory(monkeypatch, free=80 * GB, reserved=0, allocated=0)

@@ -181,3 +181,17 @@ def test_microscope_on_the_device_follows_beer_lambert_and_equals_the_cpu(device
     # The Poisson counts are drawn on the CPU from the same seed: a rate that differs in
     # the last bits changes a count rarely, and then by one.
     assert np.mean(np.abs(ours - cpu) > 1e-3 * cpu.mean()) < 0.01
+
+
+def test_grand_model_on_the_device_is_reproducible_and_equals_the_cpu_one(device) -> None:
+    from faket.phantom import make_grand_model
+
+    config = {
+        "shape": (24, 48, 48), "classes": ["globule_4nm", "rod_15nm"], "per_class": 2,
+        "vesicles": 0, "fiducials": 1, "seed": 3, "cache": False,
+    }  # fmt: skip
+    first, again = (make_grand_model(config, device=device) for _ in range(2))
+    assert np.array_equal(first.potential, again.potential)
+    cpu = make_grand_model(config, device="cpu")
+    assert first.particles.equals(cpu.particles)
+    np.testing.assert_allclose(first.potential, cpu.potential, atol=1e-4 * cpu.potential.max())

@@ -121,7 +121,8 @@ def segment(
         # Live activations peak near 200 float32 channels per voxel at full resolution
         # (DeepFinder widths); 256 leaves room for the convolution workspace.
         per_patch = 4 * 256 * patch_size**3
-        batch_size = chunk_size(per_patch, len(origins), memory_budget(dev, memory_budget_bytes))
+        budget = memory_budget(dev, memory_budget_bytes)
+        batch_size = chunk_size(per_patch, len(origins), budget, elements_per_item=per_patch // 4)
     batches = [origins[i : i + batch_size] for i in range(0, len(origins), batch_size)]
     with reuse_freed_host_memory(dev.type == "cpu"):
         labels, probabilities = _segment_batches(
