@@ -154,13 +154,16 @@ def _blurred(shape, density: float, sigma: float, device, seed: int, axes=None) 
     return out.cpu().numpy()
 
 
-def _stacks(n_tilts: int, size: int, device, seed: int) -> tuple[np.ndarray, ...]:
-    """Noiseless, style (another specimen), content and init stacks (FakET's data flow)."""
+def _stacks(n_tilts: int, size: int, device, seed: int, noisy: bool = True) -> tuple:
+    """Noiseless and style (another specimen) stacks, and unless ``noisy`` is False the
+    content and init stacks made from the noiseless one (FakET's data flow)."""
     rng = np.random.default_rng(seed)
     shape = (n_tilts, size, size)
     clean = -_blurred(shape, 2e-3, 3.0, device, seed, axes=(1, 2))
     style = 5 + 2 * (-_blurred(shape, 2e-3, 3.0, device, seed + 1, axes=(1, 2)))
     style += rng.standard_normal(style.shape, dtype=np.float32)
+    if not noisy:
+        return clean, style.astype(np.float32)
     content = clean + 0.1 * rng.standard_normal(clean.shape, dtype=np.float32)
     init = clean + 0.4 * rng.standard_normal(clean.shape, dtype=np.float32)
     return clean, style.astype(np.float32), content, init
@@ -228,7 +231,7 @@ def _series(args, device, net, emit, n_tilts: int, size: int, precisions) -> Non
     from faket.noise import apply_noise, estimate_noise_model
     from faket.style import style_transfer
 
-    clean, style, _, _ = _stacks(n_tilts, size, device, seed=7)
+    clean, style = _stacks(n_tilts, size, device, seed=7, noisy=False)
     # The noise model comes from a benchmark stack of the same specimen as ``clean``.
     rng = np.random.default_rng(8)
     benchmark = 5 + 2 * clean + rng.standard_normal(clean.shape, dtype=np.float32)
@@ -357,24 +360,41 @@ def worker(args) -> None:
     emit("worker", "environment", status="info", **_environment(device))
     net = build_feature_net(args.weights, device=device, seed=0)
     sizes = SIZES[args.mode]
-    _nst_per_tilt(args, device, net, emit)
     n_tilts, size = sizes["series"]
     precisions = ["fp32", "bf16"] if _precision_available("bf16", device) else ["fp32"]
-    _series(args, device, net, emit, n_tilts, size, precisions)
+    volume = []
+
+    def tomography():
+        volume.append(_blurred(sizes["volume"], 3e-4 if args.mode == "full" else 5e-3, 2.5,
+                               device, 3))  # fmt: skip
+        _tomography(args, device, emit, volume[0])
+
+    def large_series():
+        large = sizes["large_series"]
+        # Only when enough time is left for it (the goal: 2 minutes).
+        if large and "bf16" in precisions and deadline - time.time() > 150:
+            _series(args, device, net, emit, *large, ["bf16"])
+        elif large:
+            emit("series", f"{large[0]} x {large[1]}^2 bf16", status="not run", note="no time")
+
+    steps = [
+        ("nst", lambda: _nst_per_tilt(args, device, net, emit)),
+        ("series", lambda: _series(args, device, net, emit, n_tilts, size, precisions)),
+        ("tomography", tomography),
+        ("deepfinder", lambda: _deepfinder(args, device, emit)),
+        ("microscope", lambda: _microscope(args, device, emit, volume[0])),
+        ("series", large_series),
+    ]
     if "bf16" not in precisions:
         emit("series", f"{n_tilts} x {size}^2 bf16", status="n/a", note="no fast bf16 here")
-    volume = _blurred(sizes["volume"], 3e-4 if args.mode == "full" else 5e-3, 2.5, device, 3)
-    _tomography(args, device, emit, volume)
-    _deepfinder(args, device, emit)
-    _microscope(args, device, emit, volume)
-    del volume
-    large = sizes["large_series"]
-    # Only when enough time is left for it (the goal: 2 minutes).
-    if large and "bf16" in precisions and deadline - time.time() > 150:
-        _series(args, device, net, emit, *large, ["bf16"])
-    elif large:
-        emit("series", f"{large[0]} x {large[1]}^2 bf16", status="not run", note="no time left")
-    del torch
+    for section, step in steps:
+        # A failing section is reported and the next one still runs.
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - whatever it is, it goes in the table
+            emit(section, "error", status="error", note=f"{type(error).__name__}: {error}"[:400])
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def _environment(device) -> dict:
@@ -501,7 +521,7 @@ def table(summary: dict) -> str:
     env = summary.get("environment", {})
     lines.append(f"faket GPU check, {summary['date']}, {env.get('gpu', env.get('cpu', '?'))}, "
                  f"torch {env.get('torch', '?')}, {summary['mode']} sizes")  # fmt: skip
-    tests = summary.get("tests", {})
+    tests = summary.get("tests", {"status": "not run (--skip-tests)"})
     lines.append(
         f"device tests: {tests.get('status')} ({tests.get('passed', 0)} passed, "
         f"{tests.get('failed', 0)} failed, {tests.get('skipped', 0)} skipped, "
