@@ -217,7 +217,8 @@ def local_cluster(workers: int, environments: Sequence[dict[str, str]] | None = 
         index: {"cls": Nanny, "options": options | {"env": dict(env)}}
         for index, env in enumerate(environments)
     }
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
+    scheduler_options = {"dashboard": False, "dashboard_address": None, "host": "127.0.0.1"}
+    scheduler = {"cls": Scheduler, "options": scheduler_options}
     return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.WARNING)
 
 
