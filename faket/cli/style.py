@@ -31,7 +31,7 @@ def style_command(
         "--precision",
         help="fp32 (full float32), tf32 (NVIDIA), bf16 (fast on GPUs and CPUs with AVX-512 "
         "BF16 or AMX, ~10x slower elsewhere; ~0.05% of pixels step the other way), fp16 "
-        "(GPU) or mixed (bf16 where the CPU has it, else fp32; fp16 on GPUs).",
+        "(GPU) or mixed (bf16 where the CPU or GPU has it, else fp32 on CPUs, fp16 on GPUs).",
     ),
     pooling: str = typer.Option("max", "--pooling", help="max (paper), average or l2."),
     content_weight: float = typer.Option(1.0, "--content-weight", help="Paper: 1."),

@@ -147,7 +147,10 @@ def segment_batch_size(
     int, between 1 and ``n_patches``
     """
     per_patch = 4 * 256 * patch_size**3
-    return chunk_size(per_patch, n_patches, memory_budget(device, budget_bytes))
+    # elements_per_item: no tensor of a batch may exceed 2**31 elements (some CUDA
+    # kernels refuse bigger ones).
+    budget = memory_budget(device, budget_bytes)
+    return chunk_size(per_patch, n_patches, budget, elements_per_item=per_patch // 4)
 
 
 def _segment_batches(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from faket.device import worker_environments, worker_gpu_index
 from faket.io import read_mrc, write_text_atomic
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
@@ -45,7 +47,12 @@ class RunSummary:
 
 
 def _job_device(device: str) -> str:
-    """One GPU per Dask worker: worker ``k`` of a multi-GPU machine gets ``cuda:k mod n``."""
+    """The device of a job on a Dask worker that sees several GPUs: one of them, by worker.
+
+    Local workers see one GPU each (:func:`local_cluster`), so this keeps ``device``;
+    a remote worker with several GPUs takes ``cuda:k`` from its name
+    (:func:`faket.device.worker_gpu_index`).
+    """
     import torch
 
     if device not in ("auto", "cuda") or torch.cuda.device_count() < 2:
@@ -56,8 +63,7 @@ def _job_device(device: str) -> str:
         name = get_worker().name
     except (ImportError, ValueError):
         return device
-    number = int(name) if str(name).isdigit() else abs(hash(name))
-    return f"cuda:{number % torch.cuda.device_count()}"
+    return f"cuda:{worker_gpu_index(name, torch.cuda.device_count())}"
 
 
 @contextlib.contextmanager
@@ -149,7 +155,7 @@ def run_dataset(
     )
     arguments = (config.model_dump(mode="json"), str(folder), threads)
     n_jobs = config.n_tomograms + len(config.training_indices) + 2
-    client, cluster = _start_dask(workers, scheduler)
+    client, cluster = _start_dask(workers, scheduler, config.device)
     summary = RunSummary()
     try:
         with _overall_bar(n_jobs, progress) as advance:
@@ -172,18 +178,48 @@ def run_dataset(
     return summary
 
 
-def _start_dask(workers: int, scheduler: str | None):
+def _start_dask(workers: int, scheduler: str | None, device: str = "auto"):
     if scheduler is None and workers <= 1:
         return None, None
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if scheduler is not None:
         return Client(scheduler), None
-    # Processes, one thread each: the heavy work is in torch, which threads on its own.
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    gpus = device in ("auto", "cuda")
+    cluster = local_cluster(workers, worker_environments(workers) if gpus else None)
     return Client(cluster), cluster
+
+
+def local_cluster(workers: int, environments: Sequence[dict[str, str]] | None = None):
+    """A Dask cluster of ``workers`` local processes, one thread each.
+
+    Parameters
+    ----------
+    workers : int
+    environments : sequence of dict, optional
+        Extra environment variables per worker, e.g. from
+        :func:`faket.device.worker_environments` (one GPU each); set in the worker
+        process before it starts, so before CUDA reads ``CUDA_VISIBLE_DEVICES``.
+
+    Returns
+    -------
+    distributed.SpecCluster
+    """
+    from dask.distributed import Nanny, Scheduler, SpecCluster
+    from distributed.system import MEMORY_LIMIT
+
+    environments = list(environments or [{} for _ in range(workers)])
+    if len(environments) != workers:
+        raise ValueError(f"{len(environments)} environments for {workers} workers")
+    # Processes, one thread each: the heavy work is in torch, which threads on its own.
+    options = {"nthreads": 1, "memory_limit": MEMORY_LIMIT // workers, "host": "127.0.0.1"}
+    specs = {
+        index: {"cls": Nanny, "options": options | {"env": dict(env)}}
+        for index, env in enumerate(environments)
+    }
+    scheduler_options = {"dashboard": False, "dashboard_address": None, "host": "127.0.0.1"}
+    scheduler = {"cls": Scheduler, "options": scheduler_options}
+    return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.WARNING)
 
 
 class _overall_bar:
