@@ -169,7 +169,9 @@ def _projection_list_angles(file: Path) -> np.ndarray:
     try:
         root = ElementTree.parse(file).getroot()
     except (ElementTree.ParseError, OSError) as error:
-        raise FaketError(f"cannot read {file} as XML ({error}); pass a PyTom projection list") from None
+        raise FaketError(
+            f"cannot read {file} as XML ({error}); pass a PyTom projection list"
+        ) from None
     projections = root.iter("Projection")
     values = [p.get("TiltAngle") for p in projections]
     if not values or any(v is None for v in values):
