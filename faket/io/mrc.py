@@ -63,7 +63,7 @@ class MrcData:
         Isotropic voxel size in Å: the header's X size rounded to 6 significant digits
         (float32 precision), or 0.0 when the header leaves it unset (unknown).
     is_stack
-        True when the header marks the file as an image stack (MRC space group 0 with
+        True when the header marks the file as an image stack (MRC space group 0, MZ = 1,
         more than one section): a tilt series rather than a volume.
     """
 
@@ -150,7 +150,10 @@ def _load(file: Path, mmap: bool) -> tuple[np.ndarray, float, bool]:
     if not mmap and not data.dtype.isnative:
         # Torch and many numpy routines want native byte order; loaded data is a copy anyway.
         data = data.astype(data.dtype.newbyteorder("="))
-    stack = int(header.ispg) == 0 and data.ndim == 3 and data.shape[0] > 1
+    # MRC2014's image stack: space group 0 and one sample per section (MZ = 1). Space
+    # group 0 alone is not enough: EMAN2 and old EMDB maps write it for volumes too.
+    stack = int(header.ispg) == 0 and int(header.mz) == 1 and data.ndim == 3
+    stack = stack and data.shape[0] > 1
     return data, _voxel_size(file, header, stack), stack
 
 
