@@ -43,7 +43,8 @@ def phantom_command(
     classes: list[str] | None = typer.Option(
         None,
         "--classes",
-        help="Particle classes: 'builtin', built-in names, PDB/mmCIF/MRC files or PDB IDs; "
+        help="Particle classes: 'builtin', built-in names, PDB/mmCIF files, MRC/EM density "
+        "maps or PDB IDs; "
         "repeat the option or separate with commas (default: builtin).",
     ),
     per_class: int | None = typer.Option(None, "--per-class", help="Particles per class."),
@@ -66,6 +67,19 @@ def phantom_command(
     allow_partial: bool = typer.Option(
         False, "--allow-partial", help="Write what fits instead of failing when space runs out."
     ),
+    map_voxel_size: float | None = typer.Option(
+        None,
+        "--map-voxel-size",
+        help="Voxel size (Å) of the density maps in --classes (or the config's), when "
+        "their headers are wrong or unset.",
+    ),
+    invert: bool | None = typer.Option(
+        None,
+        "--invert/--no-invert",
+        help="Flip the contrast of the density maps among the classes (protein negative, "
+        "as in template-matching maps), or use them as they are [default: refuse maps "
+        "that look inverted].",
+    ),
     config: Path | None = typer.Option(
         None, "--config", help="YAML/JSON file of phantom settings; options override it."
     ),
@@ -82,12 +96,18 @@ def phantom_command(
     phantom_config.json into the output folder.
     """
     from faket.phantom import check_folder, make_grand_model, parse_config, write_grand_model
+    from faket.phantom.classes import with_map_options
 
+    loaded = _load_settings(config)
+    class_entries = _class_list(classes)
+    if map_voxel_size is not None or invert is not None:
+        base = class_entries or loaded.get("classes") or ["builtin"]
+        class_entries = with_map_options(base, map_voxel_size, invert)
     settings = parse_config(
-        _load_settings(config),
+        loaded,
         shape=shape,
         voxel_size=voxel_size,
-        classes=_class_list(classes),
+        classes=class_entries,
         per_class=per_class,
         number_density=density,
         vesicles=vesicles,

@@ -25,9 +25,7 @@ def style_command(
         help="Style tilt series, tilt i styles tilt i (MRC/EM; FakET: another tomogram's); "
         "resampled to the content's pixel size and cropped or padded to its size.",
     ),
-    init: Path = typer.Option(
-        ..., "--init", help="Starting tilt series (MRC/EM; FakET: NOISY)."
-    ),
+    init: Path = typer.Option(..., "--init", help="Starting tilt series (MRC/EM; FakET: NOISY)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output tilt series (MRC)."),
     weights: str = typer.Option(
         "imagenet", "--weights", help="VGG-19 weights: imagenet, random (seeded), or a PATH."

@@ -25,6 +25,7 @@ from faket.pipeline.steps import (
     specimen_steps,
     tomogram_folder,
 )
+from faket.progress import bars_visible, stderr_console
 
 CONFIG_FILE = "dataset_config.yaml"
 RUN_LOG = "run_log.csv"
@@ -93,13 +94,22 @@ def _modality_job(config_data: dict, dataset_dir: str, threads, index: int, prog
 
 
 def _map_jobs(
-    job: Callable, indices: Sequence[int], arguments: tuple, client, advance: Callable[[], None]
+    job: Callable,
+    indices: Sequence[int],
+    arguments: tuple,
+    client,
+    advance: Callable[[], None],
+    progress: bool,
 ) -> list[StepRecord]:
-    """Run ``job(*arguments, index, progress)`` for every index; serially or on ``client``."""
+    """Run ``job(*arguments, index, progress)`` for every index; serially or on ``client``.
+
+    Jobs on Dask workers never draw bars (their output would interleave); serial jobs
+    draw their steps' bars only when ``progress`` (``-q`` turns it off).
+    """
     records: list[StepRecord] = []
     if client is None:
         for index in indices:
-            records += job(*arguments, index, True)
+            records += job(*arguments, index, progress)
             advance()
         return records
     from dask.distributed import as_completed
@@ -154,11 +164,13 @@ def run_dataset(
     try:
         with _overall_bar(n_jobs, progress) as advance:
             indices = list(range(config.n_tomograms))
-            summary.records += _map_jobs(_specimen_job, indices, arguments, client, advance)
+            summary.records += _map_jobs(
+                _specimen_job, indices, arguments, client, advance, progress
+            )
             summary.records.append(noise_model_step(config, folder))
             advance()
             summary.records += _map_jobs(
-                _modality_job, config.training_indices, arguments, client, advance
+                _modality_job, config.training_indices, arguments, client, advance, progress
             )
             summary.records.append(figures_step(config, folder))
             advance()
@@ -193,12 +205,11 @@ class _overall_bar:
         self.total, self.enabled, self.progress = total, enabled, None
 
     def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
+        if not bars_visible(self.enabled):
             return lambda: None
-        from rich.console import Console
         from rich.progress import Progress
 
-        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.progress = Progress(console=stderr_console(), transient=True)
         self.progress.start()
         task = self.progress.add_task("dataset", total=self.total)
         return lambda: self.progress.advance(task)

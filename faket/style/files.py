@@ -272,9 +272,7 @@ def _read_stacks(content: Path, style: Path, init: Path, voxel_size: float | Non
             "series of the same tilt scheme"
         )
     voxel = voxel_size if voxel_size is not None else stacks["content"].voxel_size
-    matched, note = match_style(
-        stacks["style"].data, stacks["style"].voxel_size, shape[1:], voxel
-    )
+    matched, note = match_style(stacks["style"].data, stacks["style"].voxel_size, shape[1:], voxel)
     if note is not None:
         warnings.warn(f"{style}: {note}", RuntimeWarning, stacklevel=3)
     return [stacks["content"].data, matched, stacks["init"].data], voxel
