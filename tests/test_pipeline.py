@@ -127,7 +127,7 @@ def test_rerun_does_no_work_and_a_change_redoes_only_what_depends_on_it(tmp_path
         if not (i == 2 and m == "noisy")
     }
     log = (folder / "run_log.csv").read_text().splitlines()
-    assert log[0] == "run_started,step,folder,ran,seconds" and len(log) > 30
+    assert log[0] == "run_started,step,folder,ran,seconds,details" and len(log) > 30
 
 
 def test_local_dask_cluster_gives_identical_files(tiny_dataset, tmp_path):

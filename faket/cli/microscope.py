@@ -151,7 +151,9 @@ def microscope_command(
     if plot:
         from faket.plots.microscope import plot_microscope
 
-        plot_microscope(projections, metadata, settings, voxel, targets[-1])
+        plot_microscope(
+            projections, metadata, settings, voxel, targets[-1], source=grand_model.name
+        )
     if not quiet:
         names = ", ".join(path.name for path in targets[1:])
         typer.echo(f"wrote {output} {projections.shape} and {names}", err=True)

@@ -131,7 +131,13 @@ def phantom_command(
 def _plot(model, folder: Path) -> None:
     from faket.plots.phantom import plot_class_gallery, plot_grand_model
 
-    plot_grand_model(model.potential, model.class_mask, folder / "grandmodel.png", model.voxel_size)
+    plot_grand_model(
+        model.potential,
+        model.class_mask,
+        folder / "grandmodel.png",
+        model.voxel_size,
+        title=f"grand model {folder.name}",
+    )
     gallery = {name: t.potential for name, t in model.templates.items()}
     if gallery:
         plot_class_gallery(gallery, folder / "classes.png", model.voxel_size)

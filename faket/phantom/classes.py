@@ -79,6 +79,30 @@ def _builtin(name: str, voxel_size: float) -> Template:
     return template
 
 
+def check_class_sources(config: PhantomConfig) -> None:
+    """Fail now, with one line, if a class is neither built-in, a usable file nor a PDB ID.
+
+    Cheap (no template is computed): a dataset run calls it before its first step.
+    """
+    for spec in expand_specs(config.classes):
+        source = spec.source.strip()
+        if source in builtin_names():
+            continue
+        path = Path(source).expanduser()
+        if not path.exists() and is_pdb_id(source):
+            continue
+        if not path.exists():
+            raise FaketError(
+                f"unknown class {spec.source!r}: not a built-in class "
+                f"({', '.join(builtin_names())}), an existing file, or a PDB ID; check the name"
+            )
+        if not path.name.lower().endswith(ATOMIC_SUFFIXES + MAP_SUFFIXES):
+            raise FaketError(
+                f"{path}: unknown file type; use .pdb/.cif (atomic model) or .mrc/.map/.em "
+                "(density map)"
+            )
+
+
 def _from_file(path: Path, spec, config, cache_dir, device) -> Template:
     lower = path.name.lower()
     if not path.exists():

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import yaml
 
+from faket.errors import FaketError
 from faket.io import read_mrc, write_text_atomic
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
+from faket.pipeline.preflight import preflight
 from faket.pipeline.steps import (
     NOISE_MODEL,
     modality_steps,
@@ -28,6 +30,8 @@ from faket.pipeline.steps import (
 from faket.progress import bars_visible, stderr_console
 
 CONFIG_FILE = "dataset_config.yaml"
+#: Seconds to wait for a remote Dask scheduler before giving up with a message.
+SCHEDULER_TIMEOUT_S = 10
 RUN_LOG = "run_log.csv"
 FIGURES = ("projections.png", "power_spectra.png", "reconstructions.png", "noise_curves.png")
 
@@ -147,8 +151,15 @@ def run_dataset(
     Returns
     -------
     RunSummary
+
+    Raises
+    ------
+    FaketError
+        Before any work, for anything :func:`faket.pipeline.preflight.preflight` finds
+        (device, classes, VGG weights), and for an unreachable scheduler.
     """
     start = time.perf_counter()
+    config = preflight(config, scheduler=scheduler)  # before anything is written
     folder = Path(dataset_dir)
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)  # left by a killed run; no job has started yet
@@ -190,7 +201,14 @@ def _start_dask(workers: int, scheduler: str | None):
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler, timeout=SCHEDULER_TIMEOUT_S), None
+        except (OSError, TimeoutError) as error:
+            raise FaketError(
+                f"cannot reach the Dask scheduler at {scheduler} within "
+                f"{SCHEDULER_TIMEOUT_S} s ({type(error).__name__}); check the address "
+                "(tcp://HOST:PORT) and that the scheduler is running"
+            ) from None
     # Processes, one thread each: the heavy work is in torch, which threads on its own.
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
@@ -274,14 +292,17 @@ def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     figures.mkdir(exist_ok=True)
     remove_stale_temporaries(figures)
     angles = config.tilt.angles()
+    # Which tomogram, and for FAKET which VGG weights: a figure must say what it shows.
+    named = {"source": folder.name, "labels": {"faket": f"faket ({config.nst.weights} VGG-19)"}}
     stacks = {m: read_mrc(folder / projections_file(m)) for m in config.modalities}
     pixel = next(iter(stacks.values())).voxel_size
     arrays = {m: s.data for m, s in stacks.items()}
-    plot_projections(arrays, angles, figures / FIGURES[0], pixel)
-    plot_power_spectra(arrays, angles, figures / FIGURES[1], pixel)
+    plot_projections(arrays, angles, figures / FIGURES[0], pixel, **named)
+    plot_power_spectra(arrays, angles, figures / FIGURES[1], pixel, **named)
     volumes = {m: read_mrc(folder / reconstruction_file(m)) for m in config.modalities}
     voxel = next(iter(volumes.values())).voxel_size
-    plot_reconstruction_slices({m: v.data for m, v in volumes.items()}, figures / FIGURES[2], voxel)
+    slices = {m: v.data for m, v in volumes.items()}
+    plot_reconstruction_slices(slices, figures / FIGURES[2], voxel, **named)
     plot_noise_curves(load_noise_model(Path(dataset_dir) / NOISE_MODEL), figures / FIGURES[3])
 
 
@@ -289,13 +310,18 @@ def _append_run_log(folder: Path, summary: RunSummary) -> None:
     """Append this run's step timings to ``run_log.csv`` (rewritten atomically)."""
     log = folder / RUN_LOG
     previous = log.read_text() if log.exists() else ""
+    header = "run_started,step,folder,ran,seconds,details"
+    if previous and not previous.startswith(header):
+        # A log from before the details column: same columns plus one, so upgrade it.
+        previous = header + previous[previous.index("\n") :] if "\n" in previous else ""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if not previous:
-        writer.writerow(["run_started", "step", "folder", "ran", "seconds"])
+        writer.writerow(header.split(","))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - summary.seconds))
     for record in summary.records:
         row = asdict(record)
         name = Path(row["folder"]).name
-        writer.writerow([stamp, row["name"], name, row["ran"], f"{row['seconds']:.3f}"])
+        details = " ".join(f"{k}={v}" for k, v in row["details"].items())
+        writer.writerow([stamp, row["name"], name, row["ran"], f"{row['seconds']:.3f}", details])
     write_text_atomic(log, previous + buffer.getvalue())
