@@ -139,7 +139,7 @@ def write_scores(
         del paths["figure"]
     if paths["json"].exists() and not overwrite:
         raise FaketError(f"{paths['json']} already exists; pass --overwrite to replace it")
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)  # like every command's -o: parents too
     _write_csv(paths["per_class"], scores.per_class, index_label="class")
     _write_csv(paths["confusion"], scores.confusion, index_label="true\\predicted")
     _write_csv(
