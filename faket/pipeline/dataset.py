@@ -160,19 +160,19 @@ def run_dataset(
     """
     start = time.perf_counter()
     config = preflight(config, scheduler=scheduler)  # before anything is written
-    folder = Path(dataset_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)  # left by a killed run; no job has started yet
-    write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json")))
     # Local workers split this machine's cores; remote workers keep their own defaults.
     threads = (
         max(1, (os.cpu_count() or 1) // workers) if scheduler is None and workers > 1 else None
     )
+    folder = Path(dataset_dir)
     arguments = (config.model_dump(mode="json"), str(folder), threads)
     n_jobs = config.n_tomograms + len(config.training_indices) + 2
-    client, cluster = _start_dask(workers, scheduler)
+    client, cluster = _start_dask(workers, scheduler)  # an unreachable one: nothing written
     summary = RunSummary()
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)  # left by a killed run; no job has started yet
+        write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json")))
         with _overall_bar(n_jobs, progress) as advance:
             indices = list(range(config.n_tomograms))
             summary.records += _map_jobs(
