@@ -147,8 +147,17 @@ CASES = {
         "no --clean",
     ),
     "noise-estimate-count": (
-        ["noise", "estimate", "--style", "series.mrc", "other.mrc", "--clean", "series.mrc",
-         "-o", "out/m.json"],
+        [
+            "noise",
+            "estimate",
+            "--style",
+            "series.mrc",
+            "other.mrc",
+            "--clean",
+            "series.mrc",
+            "-o",
+            "out/m.json",
+        ],
         "1 --clean",
     ),  # fmt: skip
     "noise-apply-bad-json": (
@@ -165,28 +174,75 @@ CASES = {
     ),
     # faket style
     "style-init-shape": (
-        ["style", "series.mrc", "series.mrc", "--init", "other.mrc", "-o", O, "--weights",
-         "random"],
+        [
+            "style",
+            "series.mrc",
+            "series.mrc",
+            "--init",
+            "other.mrc",
+            "-o",
+            O,
+            "--weights",
+            "random",
+        ],
         "differ in shape",
     ),  # fmt: skip
     "style-style-tilts": (
-        ["style", "series.mrc", "other.mrc", "--init", "series.mrc", "-o", O, "--weights",
-         "random"],
+        [
+            "style",
+            "series.mrc",
+            "other.mrc",
+            "--init",
+            "series.mrc",
+            "-o",
+            O,
+            "--weights",
+            "random",
+        ],
         "style stack has 3 tilts",
     ),  # fmt: skip
     "style-garbage-weights": (
-        ["style", "series.mrc", "series.mrc", "--init", "series.mrc", "-o", O, "--weights",
-         "garbage.pth"],
+        [
+            "style",
+            "series.mrc",
+            "series.mrc",
+            "--init",
+            "series.mrc",
+            "-o",
+            O,
+            "--weights",
+            "garbage.pth",
+        ],
         "not a readable PyTorch state-dict file",
     ),  # fmt: skip
     "style-missing-weights": (
-        ["style", "series.mrc", "series.mrc", "--init", "series.mrc", "-o", O, "--weights",
-         "vgg.pth"],
+        [
+            "style",
+            "series.mrc",
+            "series.mrc",
+            "--init",
+            "series.mrc",
+            "-o",
+            O,
+            "--weights",
+            "vgg.pth",
+        ],
         "neither 'imagenet'",
     ),  # fmt: skip
     "style-bad-tilts": (
-        ["style", "series.mrc", "series.mrc", "--init", "series.mrc", "-o", O, "--weights",
-         "random", "--tilts", "4:9"],
+        [
+            "style",
+            "series.mrc",
+            "series.mrc",
+            "--init",
+            "series.mrc",
+            "-o",
+            O,
+            "--weights",
+            "random",
+            "--tilts",
+            "4:9",
+        ],
         "--tilts",
     ),  # fmt: skip
     # faket phantom

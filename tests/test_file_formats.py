@@ -186,7 +186,9 @@ def test_relion5_tomograms_star_is_followed_when_it_names_one_series(tmp_path):
 
 def test_projection_matrices_are_refused_not_misread(tmp_path):
     block = pd.DataFrame({"rlnTomoProjX": ["[1,0,0,0]"], "rlnTomoProjZ": ["[0,0,1,0]"]})
-    starfile.write({"global": pd.DataFrame({"rlnTomoName": ["a"]}), "a": block}, tmp_path / "m.star")
+    starfile.write(
+        {"global": pd.DataFrame({"rlnTomoName": ["a"]}), "a": block}, tmp_path / "m.star"
+    )
     with pytest.raises(FaketError, match="projection matrices, not tilt angles"):
         read_angles(tmp_path / "m.star")
 

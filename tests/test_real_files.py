@@ -78,7 +78,14 @@ def test_pytom_projections_reconstruct_from_their_xml_angles(tmp_path, capsys):
     stack = np.stack([read_mrc(p).data for p in projections])
     write_mrc(tmp_path / "p1.mrc", stack, 0.0, stack=True)
     output = tmp_path / "p1_tomogram.mrc"
-    args = ["reconstruct", tmp_path / "p1.mrc", "-o", output, "--angles", PYTOM / "projectionList.xml"]
+    args = [
+        "reconstruct",
+        tmp_path / "p1.mrc",
+        "-o",
+        output,
+        "--angles",
+        PYTOM / "projectionList.xml",
+    ]
     with pytest.raises(SystemExit) as exited:
         main([*map(str, args), "--thickness", "24", "--voxel-size", "8", "-q"])
     assert exited.value.code == 0, capsys.readouterr().err
@@ -87,7 +94,9 @@ def test_pytom_projections_reconstruct_from_their_xml_angles(tmp_path, capsys):
 
 
 def test_serialem_mdoc_angles_are_in_stack_order():
-    angles = read_angles(DATA / "tomo" / "angles" / "tiltstack_EMPIAR-10164_TS_01" / "TS_01.mrc.mdoc")
+    angles = read_angles(
+        DATA / "tomo" / "angles" / "tiltstack_EMPIAR-10164_TS_01" / "TS_01.mrc.mdoc"
+    )
     assert angles.size == 41
     # Dose-symmetric acquisition: [ZValue = 0] is ~0 degrees, then +3, -3, -6, +6 ...
     np.testing.assert_allclose(angles[:5], [0.000999877, 3.00113, -2.99863, -5.99876, 6.00126])

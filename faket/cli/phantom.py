@@ -35,7 +35,10 @@ def _class_list(values: list[str] | None) -> list[str] | None:
 def phantom_command(
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (created)."),
     shape: tuple[int, int, int] | None = typer.Option(
-        None, "--shape", help="Volume shape Z Y X in voxels (default: 200 512 512)."
+        None,
+        "--shape",
+        metavar="Z Y X",
+        help="Volume shape in voxels, three numbers (default: 200 512 512).",
     ),
     voxel_size: float | None = typer.Option(
         None, "--voxel-size", help="Voxel size in Å (default: 10)."
