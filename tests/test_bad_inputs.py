@@ -85,7 +85,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-O = "out/result.mrc"  # an output path that must not appear
+OUT = "out/result.mrc"  # an output path that must not appear
 CASES = {
     # faket info: every kind of file that is not what it claims to be.
     "info-missing": (["info", "nothing.mrc"], "no such file"),
@@ -101,46 +101,46 @@ CASES = {
     "info-complex-em": (["info", "complex.em"], "complex data"),
     "info-broken-mdoc": (["info", "broken.mdoc"], "no TiltAngle"),
     # faket project
-    "project-missing": (["project", "nothing.mrc", "-o", O], "no such file"),
-    "project-2d-input": (["project", "image.mrc", "-o", O], "expected a 3-D volume"),
-    "project-nan": (["project", "nan.mrc", "-o", O], "NaN/Inf"),
+    "project-missing": (["project", "nothing.mrc", "-o", OUT], "no such file"),
+    "project-2d-input": (["project", "image.mrc", "-o", OUT], "expected a 3-D volume"),
+    "project-nan": (["project", "nan.mrc", "-o", OUT], "NaN/Inf"),
     "project-exists": (["project", "volume.mrc", "-o", "series.mrc"], "--overwrite"),
     "project-no-folder": (["project", "volume.mrc", "-o", "nowhere/p.mrc"], "does not exist"),
-    "project-xtilt": (["project", "volume.mrc", "-o", O, "--angles", "tilts.xtilt"], ".xtilt"),
+    "project-xtilt": (["project", "volume.mrc", "-o", OUT, "--angles", "tilts.xtilt"], ".xtilt"),
     "project-angles-and-range": (
-        ["project", "volume.mrc", "-o", O, "--angles", "series.tlt", "--tilt-step", "3"],
+        ["project", "volume.mrc", "-o", OUT, "--angles", "series.tlt", "--tilt-step", "3"],
         "not both",
     ),
     "project-reversed-range": (
-        ["project", "volume.mrc", "-o", O, "--tilt-range", "60", "-60"],
+        ["project", "volume.mrc", "-o", OUT, "--tilt-range", "60", "-60"],
         "swap them",
     ),
-    "project-zero-step": (["project", "volume.mrc", "-o", O, "--tilt-step", "0"], "positive"),
+    "project-zero-step": (["project", "volume.mrc", "-o", OUT, "--tilt-step", "0"], "positive"),
     "project-negative-voxel": (
-        ["project", "volume.mrc", "-o", O, "--voxel-size", "-1"],
+        ["project", "volume.mrc", "-o", OUT, "--voxel-size", "-1"],
         "--voxel-size -1.0",
     ),
     "project-comma-range": (
-        ["project", "volume.mrc", "-o", O, "--tilt-range", "-60,60"],
+        ["project", "volume.mrc", "-o", OUT, "--tilt-range", "-60,60"],
         "Invalid value for '--tilt-range'",
     ),
-    "project-unknown-option": (["project", "volume.mrc", "-o", O, "--tilts", "3"], "No such"),
-    "project-angle-beyond-90": (["project", "volume.mrc", "-o", O, "--angles", "far.tlt"], "-90"),
+    "project-unknown-option": (["project", "volume.mrc", "-o", OUT, "--tilts", "3"], "No such"),
+    "project-angle-beyond-90": (["project", "volume.mrc", "-o", OUT, "--angles", "far.tlt"], "-90"),
     # faket reconstruct
-    "reconstruct-no-angles": (["reconstruct", "other.mrc", "-o", O], "no tilt angles"),
+    "reconstruct-no-angles": (["reconstruct", "other.mrc", "-o", OUT], "no tilt angles"),
     "reconstruct-count": (
-        ["reconstruct", "other.mrc", "-o", O, "--angles", "series.tlt"],
+        ["reconstruct", "other.mrc", "-o", OUT, "--angles", "series.tlt"],
         "has 5 angles",
     ),
-    "reconstruct-filter": (["reconstruct", "series.mrc", "-o", O, "--filter", "sharp"], "sharp"),
-    "reconstruct-xf": (["reconstruct", "series.mrc", "-o", O, "--angles", "align.xf"], ".xf"),
+    "reconstruct-filter": (["reconstruct", "series.mrc", "-o", OUT, "--filter", "sharp"], "sharp"),
+    "reconstruct-xf": (["reconstruct", "series.mrc", "-o", OUT, "--angles", "align.xf"], ".xf"),
     "reconstruct-text-series": (
-        ["reconstruct", "text.mrc", "-o", O, "--tilt-range", "-20", "20", "--tilt-step", "10"],
+        ["reconstruct", "text.mrc", "-o", OUT, "--tilt-range", "-20", "20", "--tilt-step", "10"],
         "not an MRC file",
     ),
     # faket microscope: the physics needs a voxel size.
-    "microscope-no-voxel-size": (["microscope", "no_voxel.mrc", "-o", O], "--voxel-size"),
-    "microscope-bad-dose": (["microscope", "volume.mrc", "-o", O, "--dose", "-5"], "dose"),
+    "microscope-no-voxel-size": (["microscope", "no_voxel.mrc", "-o", OUT], "--voxel-size"),
+    "microscope-bad-dose": (["microscope", "volume.mrc", "-o", OUT, "--dose", "-5"], "dose"),
     # faket noise
     "noise-estimate-no-clean": (
         ["noise", "estimate", "--style", "series.mrc", "-o", "out/m.json"],
@@ -161,15 +161,15 @@ CASES = {
         "1 --clean",
     ),  # fmt: skip
     "noise-apply-bad-json": (
-        ["noise", "apply", "series.mrc", "--model", "model.json", "--mode", "noisy", "-o", O],
+        ["noise", "apply", "series.mrc", "--model", "model.json", "--mode", "noisy", "-o", OUT],
         "model.json",
     ),
     "noise-apply-bad-mode": (
-        ["noise", "apply", "series.mrc", "--model", "noise.json", "--mode", "loud", "-o", O],
+        ["noise", "apply", "series.mrc", "--model", "noise.json", "--mode", "loud", "-o", OUT],
         "loud",
     ),
     "noise-apply-angles": (
-        ["noise", "apply", "series.mrc", "--model", "noise3.json", "--mode", "noisy", "-o", O],
+        ["noise", "apply", "series.mrc", "--model", "noise3.json", "--mode", "noisy", "-o", OUT],
         "angle",
     ),
     # faket style
@@ -181,7 +181,7 @@ CASES = {
             "--init",
             "other.mrc",
             "-o",
-            O,
+            OUT,
             "--weights",
             "random",
         ],
@@ -195,7 +195,7 @@ CASES = {
             "--init",
             "series.mrc",
             "-o",
-            O,
+            OUT,
             "--weights",
             "random",
         ],
@@ -209,7 +209,7 @@ CASES = {
             "--init",
             "series.mrc",
             "-o",
-            O,
+            OUT,
             "--weights",
             "garbage.pth",
         ],
@@ -223,7 +223,7 @@ CASES = {
             "--init",
             "series.mrc",
             "-o",
-            O,
+            OUT,
             "--weights",
             "vgg.pth",
         ],
@@ -237,7 +237,7 @@ CASES = {
             "--init",
             "series.mrc",
             "-o",
-            O,
+            OUT,
             "--weights",
             "random",
             "--tilts",
