@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 from pathlib import Path
 
 import mrcfile
@@ -37,7 +38,8 @@ def d(tmp_path_factory) -> Path:
     write_tlt(folder / "series.tlt", [-20, -10, 0, 10, 20])
     write_mrc(folder / "other.mrc", rng.random((3, 32, 32), np.float32), 10.0, stack=True)
     write_mrc(folder / "no_voxel.mrc", rng.random((8, 32, 32), np.float32), 0.0)
-    with mrcfile.new(folder / "nan.mrc") as mrc:
+    with warnings.catch_warnings(), mrcfile.new(folder / "nan.mrc") as mrc:
+        warnings.simplefilter("ignore")  # mrcfile's "contains NaN": the point of the file
         data = np.zeros((4, 8, 8), np.float32)
         data[1, 2, 3] = np.nan
         mrc.set_data(data)
