@@ -145,7 +145,7 @@ def test_quiet_and_piped_commands_draw_nothing(tmp_path):
 
 
 def test_serial_dataset_jobs_get_the_progress_flag():
-    from faket.pipeline.dataset import _map_jobs  # noqa: PLC2701 - the unit under test
+    from faket.pipeline.dataset import _map_jobs
 
     seen = []
 
@@ -391,14 +391,20 @@ def test_negative_fitted_r_is_clipped_with_a_warning():
 
 
 def test_anticorrelation_advice_fits_either_projection_convention():
-    from faket.noise.estimate import _warn_inverted  # noqa: PLC2701 - the unit under test
+    from faket.noise.estimate import estimate_curves
 
+    rng = np.random.default_rng(5)
+    clean = rng.random((4, 16, 16))
+    flipped = np.concatenate([-clean[:3], clean[3:]])  # mostly the other contrast
     with pytest.warns(RuntimeWarning) as mostly:
-        _warn_inverted(np.array([-0.5, -0.4, -0.6, 0.1]))
+        estimate_curves(flipped + 0.1 * rng.random(clean.shape), clean)
     message = str(mostly[0].message)
+    assert "3 of 4 tilt(s)" in message
     assert "if they were made without it" in message and "with it" in message
+    faint = clean.copy()
+    faint[3] = rng.random((16, 16)) - 0.3 * clean[3]  # a noise-dominated tilt, r < 0
     with pytest.warns(RuntimeWarning) as few:
-        _warn_inverted(np.array([0.5, 0.4, 0.3, -0.01]))
+        estimate_curves(faint, clean)
     assert "--negate" not in str(few[0].message) and "noise" in str(few[0].message)
 
 

@@ -36,7 +36,6 @@ _PARTICLE_NAMES = (
     "read_particles_star",
     "read_shrec_particles",
     "relion_to_zxz",
-    "validate_angles",
     "validate_particles",
     "write_particles_csv",
     "write_particles_star",
