@@ -276,11 +276,11 @@ def test_corrupt_template_cache_entry_is_rebuilt(tmp_path):
 
     density = np.exp(-((np.indices((15, 15, 15)) - 7.0) ** 2).sum(0) / 6.0).astype(np.float32)
     path = write_mrc(tmp_path / "blob.mrc", density * 5.0, 10.0)
-    first = template_from_map(path, 10.0, cache_dir=tmp_path / "cache", mass_kda=500.0)
+    first = template_from_map(path, 10.0, cache_dir=tmp_path / "cache", mass_kda=25.0)
     (entry,) = (tmp_path / "cache" / "templates").iterdir()
     entry.write_bytes(entry.read_bytes()[:100])  # truncated: zipfile.BadZipFile
     with pytest.warns(RuntimeWarning, match="corrupt"):
-        again = template_from_map(path, 10.0, cache_dir=tmp_path / "cache", mass_kda=500.0)
+        again = template_from_map(path, 10.0, cache_dir=tmp_path / "cache", mass_kda=25.0)
     np.testing.assert_array_equal(first.potential, again.potential)
     assert cache.load_template(tmp_path / "cache", entry.stem, "blob", "x") is not None
 
