@@ -75,6 +75,12 @@ def microscope_command(
     voltage: float | None = typer.Option(
         None, "--voltage", help="Accelerating voltage in kV [default: 300]."
     ),
+    ice_thickness: float | None = typer.Option(
+        None,
+        "--ice-thickness",
+        help="Ice thickness in nm, the specimen centred in it [default: 150; thickened if "
+        "the specimen reaches further].",
+    ),
     multislice: int | None = typer.Option(
         None, "--multislice", help="Slabs for multislice propagation; 0 = single slice."
     ),
@@ -119,6 +125,7 @@ def microscope_command(
         voltage=voltage,
         multislice=multislice,
         potential_scale=potential_scale,
+        ice_thickness=ice_thickness,
     )
     volume = read_mrc(grand_model, mmap=True, ndim=3)
     voxel = resolve_voxel_size(
