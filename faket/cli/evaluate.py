@@ -64,10 +64,12 @@ def echo(message: str) -> None:
 
 
 def output_folder(path: Path, marker: str, overwrite: bool) -> Path:
+    """Check an output folder; missing parents are created when results are written."""
     if path.exists() and not path.is_dir():
         raise FaketError(f"{path} is a file; pass a folder")
-    if not path.parent.is_dir():
-        raise FaketError(f"cannot write {path}: folder {path.parent} does not exist")
+    existing = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise FaketError(f"cannot write {path}: {existing} is a file, not a folder")
     if (path / marker).exists() and not overwrite:
         raise FaketError(f"{path / marker} already exists; pass --overwrite or another folder")
     return path
@@ -231,7 +233,8 @@ def train_command(
         progress=not quiet,
         log=None if quiet else echo,
     )
-    plot_training_history(result.history, output / "history.png")
+    loss = f"Dice + {config.ce_weight:g} x cross-entropy" if config.ce_weight > 0 else "Dice"
+    plot_training_history(result.history, output / "history.png", loss_name=loss)
     if not quiet:
         tail = (
             ""
@@ -297,12 +300,17 @@ def _write_particles(particles, output: Path, overwrite: bool) -> None:
         raise FaketError(f"{output}: use .txt (SHREC), .csv or .star for the particle list")
 
 
-ClusterScale = typer.Option(1.0, "--bandwidth-scale", help="Mean-shift bandwidth / class radius.")
-MinSize = typer.Option(0.1, "--min-size-fraction", help="Min cluster size / class target ball.")
+_STORED = " [default: the model's, as its training validated with]"
+ClusterScale = typer.Option(
+    None, "--bandwidth-scale", help="Mean-shift bandwidth / class radius." + _STORED
+)
+MinSize = typer.Option(
+    None, "--min-size-fraction", help="Min cluster size / class target ball." + _STORED
+)
 ModeOption = typer.Option(
-    Clustering.joint,
+    None,
     "--clustering",
-    help="joint (DeepFinder: all classes, majority vote) or per_class.",
+    help="joint (DeepFinder: all classes, majority vote) or per_class." + _STORED,
 )
 DatasetFrame = typer.Option(
     None,
@@ -322,9 +330,9 @@ def locate_command(
     labels: Path = typer.Argument(..., help="Label volume from faket evaluate segment (.mrc)."),
     model: Path = ModelOption,
     output: Path = typer.Option(..., "--output", "-o", help="Particle list (.txt, .csv, .star)."),
-    bandwidth_scale: float = ClusterScale,
-    min_size_fraction: float = MinSize,
-    clustering: Clustering = ModeOption,
+    bandwidth_scale: float | None = ClusterScale,
+    min_size_fraction: float | None = MinSize,
+    clustering: Clustering | None = ModeOption,
     dataset: Path | None = DatasetFrame,
     overwrite: bool = OverwriteOption,
 ) -> None:
@@ -338,7 +346,7 @@ def locate_command(
         frame=_frame(dataset),
         bandwidth_scale=bandwidth_scale,
         min_size_fraction=min_size_fraction,
-        mode=clustering.value,
+        mode=clustering.value if clustering else None,
     )
     _write_particles(found, output, overwrite)
 
@@ -347,9 +355,9 @@ def predict_command(
     volume: Path = typer.Argument(..., help="Tomogram (.mrc)."),
     model: Path = ModelOption,
     output: Path = typer.Option(..., "--output", "-o", help="Particle list (.txt, .csv, .star)."),
-    bandwidth_scale: float = ClusterScale,
-    min_size_fraction: float = MinSize,
-    clustering: Clustering = ModeOption,
+    bandwidth_scale: float | None = ClusterScale,
+    min_size_fraction: float | None = MinSize,
+    clustering: Clustering | None = ModeOption,
     dataset: Path | None = DatasetFrame,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
@@ -367,7 +375,7 @@ def predict_command(
         frame=_frame(dataset),
         bandwidth_scale=bandwidth_scale,
         min_size_fraction=min_size_fraction,
-        mode=clustering.value,
+        mode=clustering.value if clustering else None,
         device=device,
         progress=not quiet,
     )

@@ -206,14 +206,25 @@ def inference_patch_size(training_patch: int) -> int:
     return max(int(training_patch), 64)
 
 
+#: Picking settings for checkpoints that do not store their own (training's defaults).
+DEFAULT_CLUSTERING = {"mode": "per_class", "bandwidth_scale": 1.0, "min_size_fraction": 0.1}
+
+
+def cluster_settings(model: TrainedModel, **given) -> dict:
+    """Picking settings: those ``given`` (not None), else the model's, else the defaults."""
+    stored = {k: v for k, v in model.clustering.items() if k in DEFAULT_CLUSTERING}
+    chosen = {k: v for k, v in given.items() if v is not None}
+    return DEFAULT_CLUSTERING | stored | chosen
+
+
 def predict(
     volume: np.ndarray,
     model: TrainedModel,
     *,
     frame=None,
-    bandwidth_scale: float = 1.0,
-    min_size_fraction: float = 0.1,
-    mode: str = "per_class",
+    bandwidth_scale: float | None = None,
+    min_size_fraction: float | None = None,
+    mode: str | None = None,
     patch_size: int | None = None,
     margin: int | None = None,
     batch_size: int | None = None,
@@ -230,6 +241,8 @@ def predict(
         ground truth's voxels (default: leave them in voxels of ``volume``).
     bandwidth_scale, min_size_fraction : see :func:`default_cluster_settings`.
     mode : clustering mode (see :func:`cluster`).
+        These three default to the settings stored with the model (those its training
+        validated with), else :data:`DEFAULT_CLUSTERING`.
     patch_size : inference patch side (default :func:`inference_patch_size`).
     margin, batch_size, device, progress : see :func:`segment`.
 
@@ -262,9 +275,9 @@ def locate(
     model: TrainedModel,
     *,
     frame=None,
-    bandwidth_scale: float = 1.0,
-    min_size_fraction: float = 0.1,
-    mode: str = "per_class",
+    bandwidth_scale: float | None = None,
+    min_size_fraction: float | None = None,
+    mode: str | None = None,
 ) -> pd.DataFrame:
     """Particles from a label volume with the model's per-class cluster settings.
 
@@ -282,11 +295,20 @@ def locate(
     labels = np.asarray(labels)
     if labels.dtype.kind == "f":
         labels = np.rint(labels).astype(np.int64)
+    chosen = cluster_settings(
+        model, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction, mode=mode
+    )
     bandwidth, minimum = default_cluster_settings(
-        model, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction
+        model,
+        bandwidth_scale=chosen["bandwidth_scale"],
+        min_size_fraction=chosen["min_size_fraction"],
     )
     particles = cluster(
-        labels, model.class_names, bandwidth=bandwidth, min_cluster_size=minimum, mode=mode
+        labels,
+        model.class_names,
+        bandwidth=bandwidth,
+        min_cluster_size=minimum,
+        mode=chosen["mode"],
     )
     if frame is not None and len(particles):
         zyx = frame.to_truth(particles[["z", "y", "x"]].to_numpy(np.float64))

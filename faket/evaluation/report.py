@@ -166,14 +166,15 @@ def write_scores(
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise FaketError(f"{folder} is a file; pass a folder for the scores")
-    if not folder.parent.is_dir():
-        raise FaketError(f"cannot write {folder}: folder {folder.parent} does not exist")
+    existing = next((p for p in folder.parents if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise FaketError(f"cannot write {folder}: {existing} is a file, not a folder")
     paths = {key: folder / name for key, name in REPORT_FILES.items()}
     if not figure:
         del paths["figure"]
     if paths["json"].exists() and not overwrite:
         raise FaketError(f"{paths['json']} already exists; pass --overwrite to replace it")
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)  # like every command's -o: parents too
     _write_csv(paths["per_class"], scores.per_class, index_label="class")
     _write_csv(paths["confusion"], scores.confusion, index_label="true\\predicted")
     _write_csv(

@@ -47,6 +47,7 @@ for the hit distance (we use them as given).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,6 +337,14 @@ def score(
     per_class = per_class_table(confusion)
     present = pd.unique(matches["class_name"])
     unknown = sorted({n for n in predicted_names if n.lower() not in known} - {BACKGROUND})
+    if unknown:
+        warnings.warn(
+            f"predicted class(es) {', '.join(unknown)} do not occur in the ground truth "
+            f"(classes: {', '.join(sorted(set(known.values())))}); they can only score 0: "
+            "check the class names",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return Scores(
         localization_recall=float(recall),
         localization_precision=float(precision),

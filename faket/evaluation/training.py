@@ -292,6 +292,16 @@ def prepare(train: Sequence[Tomogram], config: TrainConfig):
     return volumes, labels, samples, names, radii
 
 
+def clustering_settings(config: TrainConfig) -> dict:
+    """The particle-picking settings a model is validated and tested with; stored in its
+    checkpoint so that ``evaluate predict``/``locate`` reproduce what training reports."""
+    return {
+        "mode": config.clustering,
+        "bandwidth_scale": config.bandwidth_scale,
+        "min_size_fraction": config.min_size_fraction,
+    }
+
+
 def predict_and_score(
     model: TrainedModel,
     tomogram: Tomogram,
@@ -353,7 +363,7 @@ def _check_run_dir(run_dir: Path | None, overwrite: bool) -> Path | None:
     taken = [name for name in RUN_FILES.values() if (folder / name).exists()]
     if taken and not overwrite:
         raise FaketError(f"{folder / taken[0]} already exists; pass --overwrite or another folder")
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -403,7 +413,14 @@ def train(
     optimizer = torch.optim.Adam(
         network.parameters(), lr=config.learning_rate, betas=tuple(config.betas)
     )
-    model = TrainedModel(network, names, radii, config.patch_size, train_tomograms[0].voxel_size)
+    model = TrainedModel(
+        network,
+        names,
+        radii,
+        config.patch_size,
+        train_tomograms[0].voxel_size,
+        clustering=clustering_settings(config),
+    )
     if folder is not None:
         write_text_atomic(folder / RUN_FILES["config"], config.model_dump_json(indent=2) + "\n")
     rows: list[dict] = []
