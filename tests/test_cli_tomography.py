@@ -122,7 +122,7 @@ def test_usage_errors_exit_with_status_two(capsys):
     assert status == 0 and "project" in out and "reconstruct" in out
 
 
-def test_reconstruct_writes_through_a_work_file_and_checks_the_pixel_size_first(tmp_path, capsys):
+def test_reconstruct_writes_through_a_work_file_and_keeps_the_pixel_size(tmp_path, capsys):
     rng = np.random.default_rng(0)
     tilts = write_mrc(tmp_path / "t.mrc", rng.random((5, 12, 12)).astype(np.float32), 4.0)
     write_tlt(tmp_path / "t.tlt", np.linspace(-40.0, 40.0, 5))
@@ -136,6 +136,11 @@ def test_reconstruct_writes_through_a_work_file_and_checks_the_pixel_size_first(
     with mrcfile.new(unset) as mrc:  # no pixel size in the header
         mrc.set_data(rng.random((5, 12, 12)).astype(np.float32))
     write_tlt(tmp_path / "unset.tlt", np.linspace(-40.0, 40.0, 5))
+    # Issue 16: an unknown pixel size stays unknown (0) in the output, with a warning;
+    # --voxel-size sets it (times the binning).
     status, _, err = run_cli(["reconstruct", unset, "-o", tmp_path / "u.mrc", "-q"], capsys)
-    assert status == 2 and "pixel size" in err and err.count("\n") == 1
-    assert not (tmp_path / "u.mrc").exists()
+    assert status == 0 and "no voxel size" in err and read_mrc(tmp_path / "u.mrc").voxel_size == 0
+    args = ["reconstruct", unset, "-o", tmp_path / "v.mrc", "--voxel-size", "2.5", "--bin", "2"]
+    status, _, _ = run_cli([*args, "-q"], capsys)
+    assert status == 0 and read_mrc(tmp_path / "v.mrc").voxel_size == 5.0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -6,26 +6,38 @@ from pathlib import Path
 
 import typer
 
-from faket.cli._angles import tlt_beside
+from faket.cli._angles import (
+    ANGLE_FILES_HELP,
+    TiltRangeOption,
+    TiltStepOption,
+    resolve_angles,
+    tlt_beside,
+)
 from faket.cli._common import (
     DeviceOption,
     OverwriteOption,
     QuietOption,
+    VoxelSizeOption,
     require_input,
     require_output,
+    resolve_voxel_size,
 )
 from faket.errors import FaketError
-from faket.io import MrcStackWriter, check_angle_count, read_mrc, read_tlt
+from faket.io import MrcStackWriter, check_angle_count, read_mrc
 from faket.io.atomic import temporary_path
 from faket.tomography import FILTERS, reconstruct, reconstruction_shape
 
 
 def reconstruct_command(
-    tilt_series: Path = typer.Argument(..., help="Input tilt series (MRC, n_tilts Y X)."),
+    tilt_series: Path = typer.Argument(..., help="Input tilt series (MRC or EM, n_tilts Y X)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output volume (MRC)."),
     angles: Path | None = typer.Option(
-        None, "--angles", help="IMOD .tlt file [default: the input's name with .tlt]."
+        None,
+        "--angles",
+        help=ANGLE_FILES_HELP + " [default: the input's name with .tlt, else --tilt-range].",
     ),
+    tilt_range_deg: tuple[float, float] | None = TiltRangeOption,
+    tilt_step: float | None = TiltStepOption,
     filter_name: str = typer.Option(
         "ramp", "--filter", help=f"Reconstruction filter: {', '.join(FILTERS)}."
     ),
@@ -37,9 +49,10 @@ def reconstruct_command(
     ),
     pre_binning: int = typer.Option(1, "--pre-bin", help="Bin the projections n x n first."),
     z_valid: tuple[int, int] | None = typer.Option(
-        None, "--z-valid", help="Keep Z slices START STOP (before --bin)."
+        None, "--z-valid", metavar="START STOP", help="Keep Z slices START STOP (before --bin)."
     ),
     post_binning: int = typer.Option(1, "--bin", help="Bin the reconstruction n x n x n."),
+    voxel_size: float | None = VoxelSizeOption,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
@@ -51,12 +64,20 @@ def reconstruct_command(
     """
     require_input(tilt_series)
     require_output(output, overwrite)
-    angles_file = angles if angles is not None else tlt_beside(tilt_series)
-    if not angles_file.exists():
-        raise FaketError(f"no tilt angles: {angles_file} does not exist; pass --angles FILE.tlt")
-    tilt_angles = read_tlt(angles_file)
+    ranged = tilt_range_deg is not None or tilt_step is not None
+    beside = tlt_beside(tilt_series)
+    if angles is None and not ranged:
+        if not beside.exists():
+            raise FaketError(
+                f"no tilt angles: {beside} does not exist; pass --angles FILE or "
+                "--tilt-range START STOP --tilt-step STEP"
+            )
+        angles = beside
+    tilt_angles = resolve_angles(angles, tilt_range_deg, tilt_step)
+    source = str(angles) if angles is not None else ""
     data = read_mrc(tilt_series, mmap=True, ndim=3)
-    check_angle_count(tilt_angles, data.data.shape[0], source=str(angles_file))
+    check_angle_count(tilt_angles, data.data.shape[0], source=source)
+    voxel = resolve_voxel_size(tilt_series, data.voxel_size, voxel_size)
     options = {
         "thickness": thickness,
         "pre_binning": pre_binning,
@@ -64,12 +85,11 @@ def reconstruct_command(
         "post_binning": post_binning,
     }
     shape = reconstruction_shape(data.data.shape, **options)
-    voxel_size = data.voxel_size * pre_binning * post_binning
-    if voxel_size <= 0:
-        raise FaketError(f"{tilt_series} has no pixel size in its header; set it first")
     # The volume goes straight into a memory-mapped work file (bounded memory at any
     # detector size) that becomes the output only when complete.
-    writer = MrcStackWriter(output, shape, voxel_size, work_path=temporary_path(output))
+    writer = MrcStackWriter(
+        output, shape, voxel * pre_binning * post_binning, work_path=temporary_path(output)
+    )
     try:
         reconstruct(
             data.data,

@@ -6,17 +6,27 @@ from pathlib import Path
 
 import typer
 
-from faket.cli._common import DeviceOption, OverwriteOption, QuietOption, require_input
+from faket.cli._common import (
+    DeviceOption,
+    OverwriteOption,
+    QuietOption,
+    VoxelSizeOption,
+    require_input,
+    require_output,
+    resolve_voxel_size,
+)
 from faket.errors import FaketError
-from faket.io import check_target
+from faket.io import read_mrc
 
 
 def style_command(
-    content: Path = typer.Argument(..., help="Content tilt series (MRC; FakET: CONTENT)."),
+    content: Path = typer.Argument(..., help="Content tilt series (MRC/EM; FakET: CONTENT)."),
     style: Path = typer.Argument(
-        ..., help="Style tilt series, tilt i styles tilt i (MRC; FakET: another tomogram's)."
+        ...,
+        help="Style tilt series, tilt i styles tilt i (MRC/EM; FakET: another tomogram's); "
+        "resampled to the content's pixel size and cropped or padded to its size.",
     ),
-    init: Path = typer.Option(..., "--init", help="Starting tilt series (MRC; FakET: NOISY)."),
+    init: Path = typer.Option(..., "--init", help="Starting tilt series (MRC/EM; FakET: NOISY)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output tilt series (MRC)."),
     weights: str = typer.Option(
         "imagenet", "--weights", help="VGG-19 weights: imagenet, random (seeded), or a PATH."
@@ -32,7 +42,7 @@ def style_command(
         "--precision",
         help="fp32 (full float32), tf32 (NVIDIA), bf16 (fast on GPUs and CPUs with AVX-512 "
         "BF16 or AMX, ~10x slower elsewhere; ~0.05% of pixels step the other way), fp16 "
-        "(GPU) or mixed (bf16 where the CPU has it, else fp32; fp16 on GPUs).",
+        "(GPU) or mixed (bf16 where the CPU or GPU has it, else fp32 on CPUs, fp16 on GPUs).",
     ),
     pooling: str = typer.Option("max", "--pooling", help="max (paper), average or l2."),
     content_weight: float = typer.Option(1.0, "--content-weight", help="Paper: 1."),
@@ -69,6 +79,7 @@ def style_command(
         "auto (when a tilt's working set exceeds half the free GPU or available host "
         "memory), off, or SIZE (tiles of SIZE x SIZE pixels).",
     ),
+    voxel_size: float | None = VoxelSizeOption,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
@@ -77,16 +88,21 @@ def style_command(
 
     Defaults are the paper's: one Adam step of size 0.15 from --init, content layer 8,
     style layers 1 6 11 20 29, output mean/std per tilt matched to the style. An
-    interrupted run continues where it stopped when run again (the output's
-    .progress.json sidecar lists the finished tilts; the output appears when complete).
-    Tilts of any size run in bounded memory: too large ones are tiled (--tile).
+    interrupted run continues where it stopped when run again: finished tilts wait in a
+    hidden .OUTPUT.partial.mrc beside the output (listed in OUTPUT.progress.json), and the
+    output itself appears only when every tilt is done. Tilts of any size run in bounded
+    memory: too large ones are tiled (--tile).
     """
     from faket.style import style_transfer_files
 
     tile_size = parse_tile(tile)
     for path in (content, style, init):
         require_input(path)
-    check_target(output, overwrite=True)
+    # A complete output without --overwrite is an error below, after the partial one (a
+    # resumable run) has been looked for.
+    require_output(output, overwrite=True)
+    header = read_mrc(content, mmap=True, ndim=3).voxel_size
+    pixel = resolve_voxel_size(content, header, voxel_size)
     style_transfer_files(
         content,
         style,
@@ -112,6 +128,7 @@ def style_command(
         channels_last=channels_last,
         style_cache=style_cache,
         tile=tile_size,
+        voxel_size=pixel,
     )
     if not quiet:
         typer.echo(f"wrote {output}", err=True)

@@ -164,11 +164,23 @@ def _mean_shift(labels: np.ndarray, voxels: np.ndarray, owner: np.ndarray, width
     for members in _close_groups(voxels, owner, width):
         points, point_classes = voxels[members].astype(np.float64), classes[members]
         nearest = _assign(points, _modes(points, width))
-        for index in np.unique(nearest):
-            mine = nearest == index
-            label = int(np.bincount(point_classes[mine]).argmax())
-            out.append((label, int(mine.sum()), points[mine].mean(axis=0)))
+        out += _cluster_summaries(nearest, points, point_classes)
     return out
+
+
+def _cluster_summaries(nearest: np.ndarray, points: np.ndarray, point_classes: np.ndarray):
+    """``(majority label, size, centroid)`` of each cluster (``nearest``: cluster index
+    of every point), in cluster-index order; ties go to the smaller label."""
+    used, cluster = np.unique(nearest, return_inverse=True)
+    sizes = np.bincount(cluster)
+    centroids = (
+        np.stack([np.bincount(cluster, points[:, axis]) for axis in range(3)], axis=1)
+        / sizes[:, None]
+    )
+    n_labels = int(point_classes.max()) + 1
+    votes = np.bincount(cluster * n_labels + point_classes, minlength=len(used) * n_labels)
+    labels = votes.reshape(len(used), n_labels).argmax(axis=1)
+    return [(int(labels[k]), int(sizes[k]), centroids[k]) for k in range(len(used))]
 
 
 def _bin_seeds(points: np.ndarray, width: float) -> np.ndarray:

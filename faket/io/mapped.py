@@ -44,6 +44,9 @@ class MrcStackWriter:
         Where the data lives until :meth:`commit`.
     resume : bool
         Reopen a matching ``work_path`` instead of starting from zeros.
+    stack : bool
+        Mark the header as an image stack (a tilt series, not a volume; see
+        :func:`faket.io.write_mrc`).
     """
 
     def __init__(
@@ -54,10 +57,12 @@ class MrcStackWriter:
         *,
         work_path: str | os.PathLike[str] | None = None,
         resume: bool = False,
+        stack: bool = False,
     ) -> None:
         self.path = check_target(path)
         self.shape = tuple(int(n) for n in shape)
         self.voxel_size = float(voxel_size)
+        self.stack = bool(stack)
         default = self.path.with_name(f".{self.path.name}.partial")
         self.work_path = Path(work_path) if work_path is not None else default
         self.resumed = resume and self._matching_work_file()
@@ -95,6 +100,8 @@ class MrcStackWriter:
         """Finish the header, close, and rename the work file onto ``path``."""
         data = self._mrc.data
         stats = chunked_stats(data)
+        if self.stack:
+            self._mrc.set_image_stack()
         header = self._mrc.header
         header.dmin, header.dmax = stats["min"], stats["max"]
         header.dmean, header.rms = stats["mean"], stats["std"]

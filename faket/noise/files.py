@@ -121,6 +121,7 @@ def apply_noise_file(
     style_path: PathLike | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
+    voxel_size: float | None = None,
 ) -> Path:
     """Apply a noise modality to a noiseless MRC tilt series, tilt by tilt.
 
@@ -140,6 +141,8 @@ def apply_noise_file(
         Match per-tilt mean/std to this style tilt series instead of the model.
     overwrite : bool
     show_progress : bool
+    voxel_size : float, optional
+        Pixel size (Å) written to the output instead of the input's.
 
     Returns
     -------
@@ -153,8 +156,9 @@ def apply_noise_file(
     tilts = noisy_tilts(clean.data, model, mode, seed, target=stats, show_progress=show_progress)
     # Tilt by tilt into a memory-mapped work file whose pages are released after each
     # tilt; it replaces the output only when complete.
+    pixel = clean.voxel_size if voxel_size is None else voxel_size
     writer = MrcStackWriter(
-        target, clean.data.shape, clean.voxel_size, work_path=temporary_path(target)
+        target, clean.data.shape, pixel, work_path=temporary_path(target), stack=True
     )
     try:
         for i, tilt in enumerate(tilts):

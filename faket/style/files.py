@@ -1,17 +1,22 @@
 """Style transfer from MRC files to an MRC file, resumable after an interruption.
 
 The inputs are memory-mapped and read tilt by tilt, and each finished tilt goes straight
-into a memory-mapped work file next to the output (``.OUT.mrc.partial``), so a run holds
-a few tilts, not whole stacks, however large the detector. At most every
-``checkpoint_seconds`` the work file is flushed and a small JSON sidecar
-(``OUT.mrc.progress.json``) records which tilts it holds, with a fingerprint of the
-inputs, weights and settings. Running the same command again skips the finished tilts;
-a sidecar whose fingerprint does not match is ignored. When all tilts are done the work
-file is renamed onto the output and the sidecar removed: the output appears only when
-it is complete (an existing one stays untouched until then). Because every tilt's
-result depends only on its own inputs (and whole-stack normalisation constants), a
-resumed run gives exactly the uninterrupted run's output (given the same tiling: tiles,
-which ``--tile auto`` chooses by the memory available, change only float round-off).
+into a memory-mapped work file under a hidden name next to the output,
+``.OUT.mrc.partial.mrc``, so a run holds a few tilts, not whole stacks, however large the
+detector. At most every ``checkpoint_seconds``, and when the run is interrupted, the work
+file is flushed and a small JSON sidecar (``OUT.mrc.progress.json``) records which tilts
+it holds, with a fingerprint of the inputs, weights and settings. Running the same
+command again skips the finished tilts; a sidecar whose fingerprint does not match is
+ignored. When all tilts are done the work file is renamed onto the output and the sidecar
+removed: the output's own name appears only when every tilt is done, so no reader
+(``faket reconstruct`` included) can take an unfinished tilt series for a finished one
+(an existing output stays untouched until then). Because every tilt's result depends only
+on its own inputs (and whole-stack normalisation constants), a resumed run gives exactly
+the uninterrupted run's output (given the same tiling: tiles, which ``--tile auto``
+chooses by the memory available, change only float round-off).
+
+A style stack with another pixel size or image size than the content is brought to the
+content's (see :mod:`faket.style.matching`), with a warning that says what was done.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -30,12 +36,13 @@ from faket.device import select_device
 from faket.errors import FaketError
 from faket.io import read_mrc, write_text_atomic
 from faket.io.mapped import MrcStackWriter
+from faket.style.matching import match_style
 from faket.style.reference import StyleReference, prepare_style, reference_key, stack_digest
 from faket.style.settings import TransferSettings, with_overrides
 from faket.style.transfer import iter_style_transfer
 from faket.style.weights import build_feature_net
 
-__all__ = ["parse_tilts", "sidecar_path", "style_transfer_files"]
+__all__ = ["parse_tilts", "partial_path", "sidecar_path", "style_transfer_files"]
 
 
 def parse_tilts(text: str | None, n_tilts: int) -> list[int]:
@@ -87,6 +94,12 @@ def sidecar_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".progress.json")
 
 
+def partial_path(output: str | Path) -> Path:
+    """Where the finished tilts of an unfinished ``output`` are kept: ``.<name>.partial.mrc``."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.partial.mrc")
+
+
 def _fingerprint(settings, weights_id: str, tilts: list[int], arrays: Sequence[np.ndarray]) -> str:
     hasher = hashlib.sha256()
     hasher.update(json.dumps(asdict(settings), sort_keys=True).encode())
@@ -99,22 +112,24 @@ def _fingerprint(settings, weights_id: str, tilts: list[int], arrays: Sequence[n
 
 def _resume(output: Path, fingerprint: str, shape: tuple, voxel: float, overwrite: bool):
     """The work file (reopened when a matching sidecar vouches for it) and its done tilts."""
-    sidecar = sidecar_path(output)
+    sidecar, partial = sidecar_path(output), partial_path(output)
     state = {}
-    if sidecar.is_file():
+    if sidecar.is_file() and partial.is_file():
         try:
             state = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             state = {}
     if state.get("fingerprint") == fingerprint:
-        writer = MrcStackWriter(output, shape, voxel, resume=True)
+        # A damaged or mismatched work file only costs the work again.
+        writer = MrcStackWriter(output, shape, voxel, work_path=partial, resume=True, stack=True)
         if writer.resumed:
             return writer, set(state.get("done", []))
         writer.discard()
     if output.exists() and not overwrite:
         raise FaketError(f"{output} already exists; pass --overwrite to replace it")
     sidecar.unlink(missing_ok=True)
-    return MrcStackWriter(output, shape, voxel), set()
+    partial.unlink(missing_ok=True)
+    return MrcStackWriter(output, shape, voxel, work_path=partial, stack=True), set()
 
 
 def _cached_reference(path: Path, style: np.ndarray, net, settings, progress, tile):
@@ -161,6 +176,7 @@ def style_transfer_files(
     memory_budget: int | None = None,
     style_cache: str | Path | None = None,
     tile: int | None = None,
+    voxel_size: float | None = None,
     **overrides,
 ) -> Path:
     """Stylise MRC tilt series into ``output`` (see :func:`faket.style.style_transfer`).
@@ -168,7 +184,9 @@ def style_transfer_files(
     Parameters
     ----------
     content, style, init : path
-        MRC tilt series ``(n_tilts, Y, X)`` of equal shape.
+        MRC/EM tilt series ``(n_tilts, Y, X)``: content and init of equal shape, the
+        style with as many tilts (its pixel size and image size are matched to the
+        content's, see :mod:`faket.style.matching`).
     output : path
         Output MRC; gets the content's pixel size. Holds the selected tilts in order.
     weights, settings, device, seed, batch_size, memory_budget, tile, progress, **overrides
@@ -183,6 +201,8 @@ def style_transfer_files(
         File of the style stack's Gram matrices (:class:`StyleReference`): used when it
         matches the style stack, weights and settings, else (re)computed for all tilts
         and written, so further tomograms styled by the same stack skip that work.
+    voxel_size : float, optional
+        The content's pixel size in Å, instead of its header's.
 
     Returns
     -------
@@ -191,14 +211,8 @@ def style_transfer_files(
     """
     settings = with_overrides(settings, overrides)
     output = Path(output)
-    stacks = [read_mrc(path, mmap=True, ndim=3) for path in (content, style, init)]
-    shapes = [s.data.shape for s in stacks]
-    if len(set(shapes)) != 1:
-        raise FaketError(
-            f"content, style and init shapes differ ({', '.join(map(str, shapes))}); "
-            "style tilt i styles content tilt i, so all three need the same tilts and size"
-        )
-    n_tilts = shapes[0][0]
+    arrays, voxel = _read_stacks(Path(content), Path(style), Path(init), voxel_size)
+    n_tilts = arrays[0].shape[0]
     selected = parse_tilts(tilts, n_tilts) if isinstance(tilts, str | None) else list(tilts)
     device = select_device(device)
     net = build_feature_net(
@@ -209,10 +223,9 @@ def style_transfer_files(
         device=device,
         progress=progress,
     )
-    arrays = [s.data for s in stacks]
     fingerprint = _fingerprint(settings, net.weights_id, selected, arrays)
     shape = (len(selected), *arrays[0].shape[1:])
-    writer, done = _resume(output, fingerprint, shape, stacks[0].voxel_size, overwrite)
+    writer, done = _resume(output, fingerprint, shape, voxel, overwrite)
     with writer:
         position = {tilt: i for i, tilt in enumerate(selected)}
         remaining = [t for t in selected if t not in done]
@@ -235,13 +248,42 @@ def style_transfer_files(
                 tile=tile,
                 progress=progress,
             )
-            last = time.monotonic()
-            for tilt, image in parts:
-                writer.write(position[tilt], image)
-                done.add(tilt)
-                if time.monotonic() - last >= checkpoint_seconds and len(done) < len(selected):
+            last, saved = time.monotonic(), len(done)
+            try:
+                for tilt, image in parts:
+                    writer.write(position[tilt], image)
+                    done.add(tilt)
+                    if time.monotonic() - last >= checkpoint_seconds and len(done) < len(selected):
+                        _checkpoint(writer, fingerprint, selected, done)
+                        last, saved = time.monotonic(), len(done)
+            except KeyboardInterrupt:
+                if len(done) > saved:  # keep what was finished since the last checkpoint
                     _checkpoint(writer, fingerprint, selected, done)
-                    last = time.monotonic()
+                raise
         writer.commit()
     sidecar_path(output).unlink(missing_ok=True)
     return output
+
+
+def _read_stacks(content: Path, style: Path, init: Path, voxel_size: float | None):
+    """Content, matched style and init stacks (memory-mapped where they fit as they are),
+    and the output's pixel size (Å)."""
+    stacks = {name: read_mrc(path, mmap=True, ndim=3) for name, path in
+              (("content", content), ("style", style), ("init", init))}  # fmt: skip
+    shape = stacks["content"].data.shape
+    if stacks["init"].data.shape != shape:
+        raise FaketError(
+            f"content {shape} and init {stacks['init'].data.shape} tilt series differ in "
+            "shape; the init (FakET: NOISY) must be made from the same projections"
+        )
+    if stacks["style"].data.shape[0] != shape[0]:
+        raise FaketError(
+            f"the style stack has {stacks['style'].data.shape[0]} tilts but the content "
+            f"has {shape[0]}; style tilt i styles content tilt i, so pass a style tilt "
+            "series of the same tilt scheme"
+        )
+    voxel = voxel_size if voxel_size is not None else stacks["content"].voxel_size
+    matched, note = match_style(stacks["style"].data, stacks["style"].voxel_size, shape[1:], voxel)
+    if note is not None:
+        warnings.warn(f"{style}: {note}", RuntimeWarning, stacklevel=3)
+    return [stacks["content"].data, matched, stacks["init"].data], voxel
