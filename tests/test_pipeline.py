@@ -19,7 +19,7 @@ from faket.cli.main import main
 from faket.errors import FaketError
 from faket.io import read_mrc
 from faket.pipeline import commented_yaml, parse_dataset_config, preset, run_dataset
-from faket.pipeline.config import MODALITIES
+from faket.pipeline.config import MODALITIES, PAPER_MODALITIES
 
 TINY = {
     "name": "tiny",
@@ -62,9 +62,17 @@ def _content(path: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
+    # Every modality: the paper's and the opt-in spectral ones.
     folder = tmp_path_factory.mktemp("dataset")
-    summary = run_dataset(parse_dataset_config(TINY), folder, progress=False)
+    config = parse_dataset_config({**TINY, "modalities": list(MODALITIES)})
+    summary = run_dataset(config, folder, progress=False)
     return folder, summary
+
+
+def test_the_default_modalities_are_the_papers():
+    assert parse_dataset_config({}).modalities == list(PAPER_MODALITIES)
+    assert set(PAPER_MODALITIES) < set(MODALITIES)
+    assert {"spectral", "faket_spectral"} == set(MODALITIES) - set(PAPER_MODALITIES)
 
 
 def test_every_file_of_the_layout_is_produced(tiny_dataset):
@@ -88,6 +96,31 @@ def test_every_file_of_the_layout_is_produced(tiny_dataset):
         )
     assert not (folder / "tomo_002" / "projections_faket.mrc").exists()  # test: BENCHMARK only
     assert all(record.ran for record in summary.records)
+
+
+def test_spectral_modalities_colour_the_noise_and_initialise_the_style_transfer(tiny_dataset):
+    from faket.noise import apply_noise, load_noise_model
+    from faket.pipeline.steps import derive_seed
+
+    folder, _ = tiny_dataset
+    model = load_noise_model(folder / "noise_model.json")
+    assert model.spectrum is not None
+    tomogram = folder / "tomo_000"
+    spectral, noisy, clean, faket, faket_spectral = (
+        read_mrc(tomogram / f"projections_{m}.mrc").data
+        for m in ("spectral", "noisy", "noiseless", "faket", "faket_spectral")
+    )
+    # SPECTRAL is the library's spectral noise with the tomogram's noise seed.
+    expected = apply_noise(clean, model, "spectral", derive_seed(0, 0, "noise"))
+    np.testing.assert_array_equal(spectral, expected)
+    np.testing.assert_allclose(spectral.std(axis=(1, 2)), noisy.std(axis=(1, 2)), rtol=1e-4)
+
+    def correlation(a, b):
+        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+    # Each style transfer stays close to its own initialisation (one Adam step).
+    assert correlation(faket_spectral, spectral) > correlation(faket_spectral, noisy) + 0.1
+    assert correlation(faket, noisy) > correlation(faket, spectral) + 0.1
 
 
 def test_tomograms_differ_and_style_comes_from_another_tomogram(tiny_dataset):

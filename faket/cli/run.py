@@ -68,7 +68,7 @@ def _run_and_report(
         raise FaketError(f"--workers must be at least 1, got {workers}")
     if output.exists() and not output.is_dir():
         raise FaketError(f"{output} is a file; give a folder for the dataset")
-    if "faket" in config.modalities:
+    if {"faket", "faket_spectral"} & set(config.modalities):
         weights = resolve_nst_weights(config.nst.weights)
         typer.echo(f"style transfer uses {weights} VGG-19 weights", err=True)
     summary = run_dataset(config, output, workers=workers, scheduler=scheduler, progress=not quiet)

@@ -1,4 +1,4 @@
-"""Tilt-dependent Gaussian noise: the BASELINE, NOISY and CONTENT modalities.
+"""Tilt-dependent Gaussian noise: the BASELINE, NOISY, CONTENT and SPECTRAL modalities.
 
 Each noiseless tilt is standardized, multiplied by ``r``, Gaussian noise of std ``sigma``
 is added, and the result is shifted and scaled to the target mean and std of that tilt
@@ -14,11 +14,15 @@ is added, and the result is shifted and scaled to the target mean and std of tha
     The model's tilt-dependent curves (order 2 by default, paper sec. 3.2).
 ``content``
     ``noisy`` with 0.25 x ``sigma``: the content image of the FAKET style transfer.
+``spectral``
+    ``noisy`` whose noise has the style noise's 2-D power spectrum (the model's
+    :class:`~faket.noise.spectrum.NoiseSpectrum` at that tilt) instead of being white; the
+    same ``r`` and ``sigma``. Not in the paper: real noise is coloured and anisotropic.
 
 Noise is drawn tilt by tilt from a generator seeded by ``(seed, tilt index)``, so the
 result does not depend on how the stack is processed, and ``noisy`` and ``content`` with
 the same seed share the same noise realisation (as in the paper, "the same noise, 1/4 of
-the std").
+the std"). ``spectral`` draws its noise in Fourier space from the same per-tilt generator.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 
 from faket.errors import FaketError
 from faket.noise.model import NoiseModel
+from faket.noise.spectrum import coloured_noise
 from faket.progress import progress
 
 __all__ = [
@@ -43,7 +48,7 @@ __all__ = [
     "tilt_generator",
 ]
 
-MODES = ("baseline", "noisy", "content")
+MODES = ("baseline", "noisy", "content", "spectral")
 CONTENT_NOISE_FACTOR = 0.25
 
 
@@ -53,7 +58,7 @@ def noise_parameters(model: NoiseModel, mode: str) -> tuple[np.ndarray, np.ndarr
     Parameters
     ----------
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
 
     Returns
     -------
@@ -66,7 +71,7 @@ def noise_parameters(model: NoiseModel, mode: str) -> tuple[np.ndarray, np.ndarr
         return np.full_like(r, r.mean()), np.full_like(sigma, sigma.mean())
     if mode == "content":
         return r.copy(), sigma * CONTENT_NOISE_FACTOR
-    return r.copy(), sigma.copy()
+    return r.copy(), sigma.copy()  # noisy, spectral
 
 
 def tilt_generator(seed: int, tilt_index: int) -> np.random.Generator:
@@ -87,7 +92,11 @@ def _standardized(tilt: np.ndarray) -> np.ndarray:
 
 
 def synthesize_tilt(
-    clean: np.ndarray, r: float, sigma: float, rng: np.random.Generator
+    clean: np.ndarray,
+    r: float,
+    sigma: float,
+    rng: np.random.Generator,
+    spectrum: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r * standardize(clean) + sigma * N(0, 1)``, before matching mean and std.
 
@@ -96,6 +105,9 @@ def synthesize_tilt(
     clean : array, shape (Y, X)
     r, sigma : float
     rng : numpy Generator
+    spectrum : array, shape (G, G // 2 + 1), optional
+        Power spectrum of the noise (:func:`faket.noise.spectrum.coloured_noise`); default
+        white.
 
     Returns
     -------
@@ -103,7 +115,10 @@ def synthesize_tilt(
     """
     noisy = _standardized(clean)
     noisy *= np.float32(r)
-    noise = rng.standard_normal(noisy.shape, dtype=np.float32)
+    if spectrum is None:
+        noise = rng.standard_normal(noisy.shape, dtype=np.float32)
+    else:
+        noise = coloured_noise(noisy.shape, spectrum, rng)
     noise *= np.float32(sigma)
     noisy += noise
     return noisy
@@ -151,7 +166,7 @@ def noisy_tilts(
     clean_stack : array, shape (n_tilts, Y, X)
         Noiseless tilt series; the tilt count must match the model.
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
     seed : int
         Non-negative seed; equal seeds give equal outputs.
     target : (means, stds), optional
@@ -175,9 +190,16 @@ def noisy_tilts(
         raise FaketError(
             f"the style stack has {len(means)} tilts but the noiseless one has {n_tilts}"
         )
+    if mode == "spectral" and model.spectrum is None:
+        raise FaketError(
+            "the noise model has no noise spectrum (it predates them or was estimated "
+            "with --no-spectrum); re-estimate it with 'faket noise estimate'"
+        )
     tilt_generator(seed, 0)  # validate the seed before any work
     for i in progress(range(n_tilts), f"adding {mode} noise", enabled=show_progress):
-        image = synthesize_tilt(clean_stack[i], r[i], sigma[i], tilt_generator(seed, i))
+        spectrum = model.spectrum.tilt(i) if mode == "spectral" else None
+        rng = tilt_generator(seed, i)
+        image = synthesize_tilt(clean_stack[i], r[i], sigma[i], rng, spectrum)
         yield match_tilt(image, means[i], stds[i])
 
 
@@ -190,14 +212,14 @@ def apply_noise(
     style_stack: np.ndarray | None = None,
     show_progress: bool = False,
 ) -> np.ndarray:
-    """Make a BASELINE / NOISY / CONTENT tilt series from a noiseless one.
+    """Make a BASELINE / NOISY / CONTENT / SPECTRAL tilt series from a noiseless one.
 
     Parameters
     ----------
     clean_stack : array, shape (n_tilts, Y, X)
         Noiseless projections (e.g. from :func:`faket.tomography.project`).
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
     seed : int
         Non-negative seed; equal seeds give identical outputs.
     style_stack : array, shape (n_tilts, Y', X'), optional

@@ -32,6 +32,7 @@ def estimate_noise_model_files(
     *,
     mask: np.ndarray | None = None,
     show_progress: bool = False,
+    spectrum: bool = True,
 ) -> NoiseModel:
     """Estimate a noise model from MRC files (paired by position, memory-mapped).
 
@@ -48,6 +49,8 @@ def estimate_noise_model_files(
     mask : bool array, shape (Y, X) or (n_tilts, Y, X), optional
         Region to estimate on; required when ``clean_paths`` is None.
     show_progress : bool
+    spectrum : bool
+        Also estimate the noise's 2-D power spectrum (the ``spectral`` modality).
 
     Returns
     -------
@@ -62,7 +65,13 @@ def estimate_noise_model_files(
         if mask is None:
             raise FaketError("without noiseless (--clean) stacks, select background regions")
         return estimate_noise_model_from_background(
-            styles, mask, angles_deg, order, provenance=provenance, show_progress=show_progress
+            styles,
+            mask,
+            angles_deg,
+            order,
+            provenance=provenance,
+            show_progress=show_progress,
+            spectrum=spectrum,
         )
     if len(clean_paths) != len(style_paths):
         raise FaketError(
@@ -87,6 +96,7 @@ def estimate_noise_model_files(
         masks=mask,
         provenance=provenance,
         show_progress=show_progress,
+        spectrum=spectrum,
     )
 
 
@@ -132,7 +142,7 @@ def apply_noise_file(
     input_path : path
         Noiseless tilt series (n_tilts, Y, X).
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
     output_path : path
         Output MRC (float32, the input's voxel size).
     seed : int

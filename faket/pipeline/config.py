@@ -27,7 +27,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODALITIES = ("noiseless", "benchmark", "baseline", "noisy", "content", "faket")
+#: The paper's modalities: every dataset gets them unless its config lists others.
+PAPER_MODALITIES = ("noiseless", "benchmark", "baseline", "noisy", "content", "faket")
+#: Opt-in modalities: ``spectral`` (NOISY with the style noise's 2-D power spectrum) and
+#: ``faket_spectral`` (FAKET initialised from ``spectral`` instead of NOISY).
+SPECTRAL_MODALITIES = ("spectral", "faket_spectral")
+MODALITIES = PAPER_MODALITIES + SPECTRAL_MODALITIES
 
 
 class _Strict(BaseModel):
@@ -114,7 +119,9 @@ class DatasetConfig(_Strict):
     seed: int = Field(0, ge=0, description="Master seed; every random choice derives from it.")
     device: str = Field("auto", description="Compute device: auto, cpu, cuda, cuda:N, mps.")
     modalities: list[Literal[MODALITIES]] = Field(  # type: ignore[valid-type]
-        list(MODALITIES), description=f"Modalities to produce: {', '.join(MODALITIES)}."
+        list(PAPER_MODALITIES),
+        description=f"Modalities to produce: {', '.join(MODALITIES)} (the last two, noise "
+        "with the style noise's 2-D spectrum and FAKET initialised from it, are opt-in).",
     )
     tilt: TiltScheme = Field(default_factory=TiltScheme, description="Tilt scheme (degrees).")
     phantom: PhantomConfig = Field(

@@ -20,6 +20,7 @@ from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_has
 from faket.pipeline.steps import (
     NOISE_MODEL,
     modality_steps,
+    needed_noise_modes,
     projections_file,
     reconstruction_file,
     specimen_steps,
@@ -230,7 +231,21 @@ def noise_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
         )
         save_noise_model(model, dataset_dir / NOISE_MODEL, overwrite=True)
 
+    if "spectral" in needed_noise_modes(config.modalities):
+        _drop_model_without_spectrum(dataset_dir / NOISE_MODEL)
     return run_step(Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute)
+
+
+def _drop_model_without_spectrum(path: Path) -> None:
+    """Remove a noise model made before noise spectra, so that it is estimated again.
+
+    The model's settings hash is unchanged (so are its curves), so nothing downstream of
+    it is redone, but the spectral modalities need the spectrum.
+    """
+    from faket.noise import load_noise_model
+
+    if path.is_file() and load_noise_model(path).spectrum is None:
+        path.unlink()
 
 
 def figures_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:

@@ -4,7 +4,8 @@ Phase 1 (:func:`specimen_steps`, every tomogram): grand model, noiseless and
 benchmark projections, their reconstructions. Phase 2 (dataset level, see
 :mod:`faket.pipeline.dataset`): the noise model. Phase 3
 (:func:`modality_steps`, training tomograms): BASELINE, NOISY, CONTENT and
-FAKET projections and their reconstructions.
+FAKET projections (and the opt-in SPECTRAL and FAKET_SPECTRAL) and their
+reconstructions.
 
 Each step's hash covers its settings, its seed and the hashes of the steps it
 reads, so a changed setting redoes exactly the steps downstream of it.
@@ -32,6 +33,20 @@ PHANTOM_OUTPUTS = (
     "classes.csv",
 )
 NOISE_MODEL = "noise_model.json"
+#: Noise modes and what needs them: a mode is made when listed, or when a style
+#: transfer uses it as its content or initialisation.
+NOISE_MODES = ("baseline", "noisy", "content", "spectral")
+#: Style-transfer modalities: (content, initialisation).
+NST_INPUTS = {"faket": ("content", "noisy"), "faket_spectral": ("content", "spectral")}
+
+
+def needed_noise_modes(modalities) -> list[str]:
+    """Noise modes a dataset must produce for ``modalities`` (listed or used by NST)."""
+    needed = set(modalities)
+    for name, inputs in NST_INPUTS.items():
+        if name in needed:
+            needed.update(inputs)
+    return [mode for mode in NOISE_MODES if mode in needed]
 
 
 def tomogram_folder(dataset_dir: Path, index: int) -> Path:
@@ -75,7 +90,7 @@ def specimen_steps(
 def modality_steps(
     config: DatasetConfig, dataset_dir: Path, index: int, device: str, progress: bool = False
 ) -> list[StepRecord]:
-    """BASELINE / NOISY / CONTENT / FAKET projections and reconstructions of a training tomogram."""
+    """Noise modalities, style transfers and their reconstructions of a training tomogram."""
     from faket.noise import load_noise_model
 
     folder = tomogram_folder(dataset_dir, index)
@@ -86,14 +101,14 @@ def modality_steps(
     angles = config.tilt.angles()
     seed = derive_seed(config.seed, index, "noise")
     records = []
-    for mode in ("baseline", "noisy", "content"):
-        if mode in config.modalities or (
-            mode in ("noisy", "content") and "faket" in config.modalities
-        ):
-            records.append(_noise_step(config, manifest, mode, model, model_digest, seed))
-    if "faket" in config.modalities:
-        records.append(_faket_step(config, dataset_dir, manifest, index, device, progress))
-    for modality in ("baseline", "noisy", "content", "faket"):
+    for mode in needed_noise_modes(config.modalities):
+        records.append(_noise_step(config, manifest, mode, model, model_digest, seed))
+    for name in NST_INPUTS:
+        if name in config.modalities:
+            records.append(
+                _faket_step(config, dataset_dir, manifest, index, device, progress, name)
+            )
+    for modality in (*NOISE_MODES, *NST_INPUTS):
         if modality in config.modalities:
             records.append(
                 _reconstruction_step(config, manifest, modality, angles, device, progress)
@@ -188,27 +203,31 @@ def resolve_nst_weights(weights: str) -> str:
     return "imagenet" if imagenet_cache_path().exists() else "random"
 
 
-def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, device, progress):
+def _faket_step(
+    config, dataset_dir: Path, manifest: Manifest, index: int, device, progress, name="faket"
+):
     from faket.style import style_transfer
 
+    content_mode, init_mode = NST_INPUTS[name]
     source = config.style_source(index)
     style_manifest = Manifest(tomogram_folder(dataset_dir, source))
     weights = resolve_nst_weights(config.nst.weights)
+    # The same seed for every style transfer: FAKET_SPECTRAL differs only in its init.
     seed = derive_seed(config.seed, index, "nst")
     digest = settings_hash(
-        "faket",
-        manifest.digest("projections_content"),
-        manifest.digest("projections_noisy"),
+        name,
+        manifest.digest(f"projections_{content_mode}"),
+        manifest.digest(f"projections_{init_mode}"),
         style_manifest.digest("projections_benchmark"),
         config.nst.model_dump(mode="json"),
         weights,
         seed,
     )
-    output = projections_file("faket")
+    output = projections_file(name)
 
     def compute() -> None:
-        content = read_mrc(manifest.folder / projections_file("content"))
-        init = read_mrc(manifest.folder / projections_file("noisy")).data
+        content = read_mrc(manifest.folder / projections_file(content_mode))
+        init = read_mrc(manifest.folder / projections_file(init_mode)).data
         style = read_mrc(style_manifest.folder / projections_file("benchmark")).data
         stylised = style_transfer(
             content.data,
@@ -224,7 +243,7 @@ def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, devic
         )
         write_mrc(manifest.folder / output, stylised, content.voxel_size)
 
-    return run_step(manifest, "projections_faket", digest, (output,), compute)
+    return run_step(manifest, f"projections_{name}", digest, (output,), compute)
 
 
 def _reconstruction_step(config, manifest: Manifest, modality: str, angles, device, progress):
