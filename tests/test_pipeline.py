@@ -44,7 +44,8 @@ NO_FAKET = {**TINY, "modalities": ["noiseless", "benchmark", "baseline", "noisy"
 
 def _digests(folder: Path) -> dict[str, str]:
     """SHA-256 of every data file under ``folder`` (not logs, manifests or figures)."""
-    skip = {"manifest.json", "run_log.csv", "dataset_config.yaml"}
+    # realism.json summarises the dataset's modality list, which differs between configs.
+    skip = {"manifest.json", "run_log.csv", "dataset_config.yaml", "realism.json"}
     return {
         str(path.relative_to(folder)): hashlib.sha256(_content(path)).hexdigest()
         for path in sorted(folder.rglob("*"))
@@ -121,6 +122,32 @@ def test_spectral_modalities_colour_the_noise_and_initialise_the_style_transfer(
     # Each style transfer stays close to its own initialisation (one Adam step).
     assert correlation(faket_spectral, spectral) > correlation(faket_spectral, noisy) + 0.1
     assert correlation(faket, noisy) > correlation(faket, spectral) + 0.1
+
+
+def test_run_reports_the_realism_of_every_modality(tiny_dataset):
+    from faket.realism.dataset import modality_realism
+    from faket.realism.metrics import compare_stacks
+
+    folder, _ = tiny_dataset
+    report = json.loads((folder / "realism.json").read_text())
+    assert set(report["modalities"]) == set(MODALITIES)
+    assert report["tomograms"] == ["tomo_000", "tomo_001"]
+    assert (folder / "figures" / "realism.png").read_bytes()[:4] == b"\x89PNG"
+    noisy = modality_realism(folder, "noisy")
+    # The mean over the training tomograms of each tomogram's comparison with its BENCHMARK.
+    expected = [
+        compare_stacks(
+            read_mrc(folder / t / "projections_noisy.mrc").data,
+            read_mrc(folder / t / "projections_benchmark.mrc").data,
+        ).summary["spectrum_log_rms"]
+        for t in ("tomo_000", "tomo_001")
+    ]
+    assert noisy["spectrum_log_rms"] == pytest.approx(np.mean(expected))
+    # Noise with the style noise's spectrum looks more like the style than white noise.
+    spectral = modality_realism(folder, "spectral")
+    assert spectral["mean_spectrum_log_rms"] < noisy["mean_spectrum_log_rms"]
+    with pytest.raises(FaketError, match="no 'nonsense'"):
+        modality_realism(folder, "nonsense")
 
 
 def test_tomograms_differ_and_style_comes_from_another_tomogram(tiny_dataset):

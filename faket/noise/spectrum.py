@@ -12,7 +12,8 @@ fitted over the tilt index like ``r`` and ``sigma`` (:mod:`faket.noise.model`):
 
 Estimation (:func:`tilt_spectrum`): Welch's method on square tiles of ``size`` pixels
 (half-overlapping, Hann-tapered, their mean removed; tiles must lie wholly inside the
-mask; at most :data:`MAX_TILES`, evenly spread), then a 3 x 3 smoothing over frequency.
+mask; at most :data:`MAX_TILES`, evenly spread), then a 3 x 3 binomial smoothing over
+frequency.
 The spectrum lives on the tile's ``(size, size // 2 + 1)`` ``rfft2`` grid of frequencies
 in cycles per pixel and is normalised to mean 1 over the full frequency plane: it is the
 *shape* of the noise power, the level stays ``sigma``. Aggregation
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import uniform_filter
+from scipy.ndimage import correlate1d
 
 from faket.errors import FaketError
 
@@ -54,12 +55,13 @@ MAX_TILES = 64
 
 
 def spectrum_size(shape: tuple[int, int], mask: np.ndarray | None = None) -> int:
-    """Tile size for tilts of ``shape``: even, at most :data:`MAX_SIZE` and half the image.
+    """Tile size for tilts of ``shape``: even, at most :data:`MAX_SIZE`, a quarter of the
+    image (at least 16 pixels, if the image allows): ~50 tiles per tilt where possible.
 
     With a ``mask`` ((Y, X) or (n, Y, X)), the size is halved until every tilt has a tile
     wholly inside its mask.
     """
-    size = min(MAX_SIZE, min(shape) // 2) // 2 * 2
+    size = min(MAX_SIZE, max(min(shape) // 4, min(16, min(shape) // 2))) // 2 * 2
     if size < 8:
         raise FaketError(
             f"tilts of {shape[0]} x {shape[1]} pixels are too small for a noise spectrum "
@@ -142,9 +144,10 @@ def tilt_spectrum(image: np.ndarray, size: int, mask: np.ndarray | None = None) 
     tiles = tiles - tiles.mean(axis=(1, 2), keepdims=True)
     power = np.abs(scipy.fft.rfft2(tiles * _window(size))) ** 2
     power = power.mean(axis=0, dtype=np.float64)
-    # Smooth over frequency: periodic along Y, mirrored at the X edges (the spectrum of a
-    # real image is symmetric there).
-    power = uniform_filter(power, size=3, mode=("wrap", "mirror"))
+    # Smooth over frequency with (1, 2, 1) / 4 along each axis: periodic along Y, mirrored
+    # at the X edges (the spectrum of a real image is symmetric there).
+    power = correlate1d(power, [0.25, 0.5, 0.25], axis=0, mode="wrap")
+    power = correlate1d(power, [0.25, 0.5, 0.25], axis=1, mode="mirror")
     mean = full_plane_mean(power, size)
     if not mean > 0:
         raise FaketError("the noise has no power (a constant region); select another region")

@@ -162,6 +162,7 @@ def run_dataset(
                 _modality_job, config.training_indices, arguments, client, advance
             )
             summary.records.append(figures_step(config, folder))
+            summary.records.append(realism_step(config, folder))
             advance()
     finally:
         if client is not None:
@@ -261,6 +262,25 @@ def figures_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
         write_figures(config, dataset_dir, index)
 
     return run_step(dataset_manifest, "figures", digest, outputs, compute)
+
+
+def realism_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
+    """Every modality against its BENCHMARK style data: ``realism.json``, a figure."""
+    from faket.realism.dataset import FIGURE, REPORT, write_dataset_realism
+
+    manifests = {i: Manifest(tomogram_folder(dataset_dir, i)) for i in range(config.n_tomograms)}
+    digests = [
+        manifests[i].digest(f"projections_{m}")
+        for i in config.training_indices
+        for m in config.modalities
+    ]
+    test = manifests[config.test_index].digest("projections_benchmark")
+    digest = settings_hash("realism", digests, test, config.modalities)
+
+    def compute() -> None:
+        write_dataset_realism(config, dataset_dir)
+
+    return run_step(Manifest(dataset_dir), "realism", digest, (REPORT, FIGURE), compute)
 
 
 def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
