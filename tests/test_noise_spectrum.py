@@ -86,7 +86,8 @@ def test_tilt_spectrum_measures_the_shape_of_coloured_noise():
     inner = expected > 0.1 * expected.max()
     assert np.median(np.abs(measured[inner] / expected[inner] - 1)) < 0.15
     flat = tilt_spectrum(rng.standard_normal((256, 256)), 32)
-    assert np.abs(flat - 1).max() < 0.25
+    # 32 Hann-tapered tiles, binomially smoothed: a flat spectrum scatters by ~0.1.
+    assert np.std(flat - 1) < 0.15
 
 
 def test_only_tiles_inside_the_mask_are_used():
@@ -95,7 +96,7 @@ def test_only_tiles_inside_the_mask_are_used():
     image[:, 48:] = ndi.gaussian_filter(rng.standard_normal((96, 48)), 4) * 50  # structure
     mask = np.zeros((96, 96), bool)
     mask[:, :48] = True
-    assert np.abs(tilt_spectrum(image, 16, mask) - 1).max() < 0.35
+    assert np.std(tilt_spectrum(image, 16, mask) - 1) < 0.2
     assert tilt_spectrum(image, 16).max() > 5  # the structure would dominate
     assert spectrum_size((96, 96), mask) == 24
     mask[:, 20:] = False

@@ -73,8 +73,17 @@ def estimate_noise_model(
         size = _common_size(style_stacks, per_pair)
         for k, (style, clean) in enumerate(zip(style_stacks, clean_stacks, strict=True)):
             try:
-                r = raw[k].r
-                spectra.append(stack_spectra(style, clean=clean, r=r, mask=per_pair[k], size=size))
+                curves = raw[k]
+                spectra.append(
+                    stack_spectra(
+                        style,
+                        clean=clean,
+                        r=curves.r,
+                        mask=per_pair[k],
+                        size=size,
+                        style_std=curves.style_std,
+                    )
+                )
             except FaketError as err:
                 raise FaketError(f"pair {k + 1}: {err}") from None
     method = "paired" if masks is None else "paired-region"

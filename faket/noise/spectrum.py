@@ -43,15 +43,18 @@ __all__ = [
     "NoiseSpectrum",
     "coloured_noise",
     "fit_log_spectra",
+    "cut_tiles",
     "spectrum_size",
     "stack_spectra",
+    "tile_origins",
+    "tiles_spectrum",
     "tilt_spectrum",
 ]
 
 #: Largest tile (pixels): frequency resolution 1/128 cycles per pixel.
 MAX_SIZE = 128
 #: Most tiles averaged per tilt (evenly spread over the candidates).
-MAX_TILES = 64
+MAX_TILES = 32
 
 
 def spectrum_size(shape: tuple[int, int], mask: np.ndarray | None = None) -> int:
@@ -117,6 +120,37 @@ def full_plane_mean(half: np.ndarray, n_x: int) -> np.ndarray:
     return (half * weights).sum(axis=(-2, -1)) / (half.shape[-2] * n_x)
 
 
+def tile_origins(size: int, shape: tuple[int, int], mask: np.ndarray | None = None):
+    """Corners ``(n, 2)`` of the tiles a spectrum is measured on (see the module docstring)."""
+    origins = _spread(_tile_origins(mask, size, shape), MAX_TILES)
+    if len(origins) == 0:
+        raise FaketError(f"no {size} x {size} tile fits inside the selected region")
+    return origins
+
+
+def cut_tiles(image: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
+    """The ``(n, size, size)`` float32 tiles of ``image`` at ``origins``."""
+    rows = origins[:, :1, None] + np.arange(size)[None, :, None]
+    cols = origins[:, None, 1:] + np.arange(size)[None, None, :]
+    return np.asarray(image)[rows, cols].astype(np.float32, copy=False)
+
+
+def tiles_spectrum(tiles: np.ndarray) -> np.ndarray:
+    """Smoothed Welch spectrum of ``(n, size, size)`` tiles, mean 1 over the full plane."""
+    size = tiles.shape[-1]
+    tiles = tiles - tiles.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(scipy.fft.rfft2(tiles * _window(size))) ** 2
+    power = power.mean(axis=0, dtype=np.float64)
+    # Smooth over frequency with (1, 2, 1) / 4 along each axis: periodic along Y, mirrored
+    # at the X edges (the spectrum of a real image is symmetric there).
+    power = correlate1d(power, [0.25, 0.5, 0.25], axis=0, mode="wrap")
+    power = correlate1d(power, [0.25, 0.5, 0.25], axis=1, mode="mirror")
+    mean = full_plane_mean(power, size)
+    if not mean > 0:
+        raise FaketError("the noise has no power (a constant region); select another region")
+    return power / mean
+
+
 def tilt_spectrum(image: np.ndarray, size: int, mask: np.ndarray | None = None) -> np.ndarray:
     """Smoothed noise power spectrum of one tilt (see the module docstring).
 
@@ -134,24 +168,8 @@ def tilt_spectrum(image: np.ndarray, size: int, mask: np.ndarray | None = None) 
     np.ndarray, shape (size, size // 2 + 1), float64
         Power on the tile's ``rfft2`` grid, mean 1 over the full frequency plane.
     """
-    values = np.asarray(image, dtype=np.float32)
-    origins = _spread(_tile_origins(mask, size, values.shape), MAX_TILES)
-    if len(origins) == 0:
-        raise FaketError(f"no {size} x {size} tile fits inside the selected region")
-    rows = origins[:, :1, None] + np.arange(size)[None, :, None]
-    cols = origins[:, None, 1:] + np.arange(size)[None, None, :]
-    tiles = values[rows, cols]  # (n_tiles, size, size)
-    tiles = tiles - tiles.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(scipy.fft.rfft2(tiles * _window(size))) ** 2
-    power = power.mean(axis=0, dtype=np.float64)
-    # Smooth over frequency with (1, 2, 1) / 4 along each axis: periodic along Y, mirrored
-    # at the X edges (the spectrum of a real image is symmetric there).
-    power = correlate1d(power, [0.25, 0.5, 0.25], axis=0, mode="wrap")
-    power = correlate1d(power, [0.25, 0.5, 0.25], axis=1, mode="mirror")
-    mean = full_plane_mean(power, size)
-    if not mean > 0:
-        raise FaketError("the noise has no power (a constant region); select another region")
-    return power / mean
+    origins = tile_origins(size, np.shape(image), mask)
+    return tiles_spectrum(cut_tiles(image, origins, size))
 
 
 def fit_log_spectra(spectra: list[np.ndarray], order: int) -> np.ndarray:
@@ -283,21 +301,31 @@ def coloured_noise(
     """
     n_y, n_x = shape
     size = spectrum.shape[0]
+    # Interpolate the amplitude (the square root of the power) to the image's grid.
+    coarse = np.sqrt(np.asarray(spectrum, dtype=np.float64)).astype(np.float32)
     y0, y1, wy = interpolation_weights(n_y, size, periodic=True)
     x0, x1, wx = interpolation_weights(n_x, size, periodic=False)
-    along_y = spectrum[y0] * (1 - wy)[:, None] + spectrum[y1] * wy[:, None]
-    power = along_y[:, x0] * (1 - wx) + along_y[:, x1] * wx
-    power = power / full_plane_mean(power, n_x)
-    # E|c|² = Y X for each coefficient c of rfft2(white unit-variance noise).
-    amplitude = (np.sqrt(power * (n_y * n_x / 2))).astype(np.float32)
+    along_y = coarse[y0] * (1 - wy).astype(np.float32)[:, None]
+    along_y += coarse[y1] * wy.astype(np.float32)[:, None]
+    amplitude = along_y[:, x0] * (1 - wx).astype(np.float32)
+    amplitude += along_y[:, x1] * wx.astype(np.float32)
+    # E|c|² = Y X for each coefficient c of rfft2(white unit-variance noise): scale the
+    # mean power over the full plane to Y X / 2 per (real, imaginary) part.
+    flat = amplitude.ravel()
+    edges = [amplitude[:, 0]] + ([amplitude[:, -1]] if n_x % 2 == 0 else [])
+    # Mean of amplitude² over the full plane (the half-plane's inner columns count twice).
+    total = 2 * float(np.dot(flat, flat)) - sum(float(np.dot(e, e)) for e in edges)
+    power = total / (n_y * n_x)
+    amplitude *= np.float32(np.sqrt(n_y * n_x / 2 / max(power, 1e-300)))
     # The inverse transform keeps only the real part of the X = 0 (and Nyquist) column's
     # contribution: twice the amplitude there gives those frequencies their full power.
     amplitude[:, 0] *= np.float32(np.sqrt(2))
     if n_x % 2 == 0:
         amplitude[:, -1] *= np.float32(np.sqrt(2))
-    parts = rng.standard_normal((2, n_y, n_x // 2 + 1), dtype=np.float32)
-    coefficients = (parts[0] + 1j * parts[1]) * amplitude
-    return scipy.fft.irfft2(coefficients, s=shape).astype(np.float32, copy=False)
+    parts = rng.standard_normal((n_y, n_x // 2 + 1, 2), dtype=np.float32)
+    coefficients = parts.view(np.complex64)[..., 0]
+    coefficients *= amplitude
+    return scipy.fft.irfft2(coefficients, s=shape, overwrite_x=True)
 
 
 def stack_spectra(
@@ -307,6 +335,7 @@ def stack_spectra(
     r: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     size: int | None = None,
+    style_std: np.ndarray | None = None,
 ) -> np.ndarray:
     """Noise spectra of every tilt of a style stack (tilt by tilt; memory maps stay on disk).
 
@@ -322,6 +351,8 @@ def stack_spectra(
         Pixels to use (paired regions, or the background of real data).
     size : int, optional
         Tile size; default :func:`spectrum_size`.
+    style_std : array, shape (n_tilts,), optional
+        Population std of each style tilt, if known (the curves' ``style_std``).
 
     Returns
     -------
@@ -331,15 +362,17 @@ def stack_spectra(
     size = size or spectrum_size(shape, mask)
     out = np.empty((style.shape[0], size, size // 2 + 1))
     for i in range(style.shape[0]):
-        tilt = np.asarray(style[i], dtype=np.float32)
-        if clean is not None:
-            other = np.asarray(clean[i], dtype=np.float32)
-            clean_std = float(other.std(dtype=np.float64))
-            scale = r[i] * float(tilt.std(dtype=np.float64)) / clean_std if clean_std else 0.0
-            tilt = tilt - np.float32(scale) * other
         tilt_mask = mask if mask is None or np.ndim(mask) == 2 else mask[i]
         try:
-            out[i] = tilt_spectrum(tilt, size, tilt_mask)
+            origins = tile_origins(size, shape, tilt_mask)
+            tiles = cut_tiles(style[i], origins, size)
+            if clean is not None:
+                # Only the tiles of the residual are needed; the scale uses whole tilts.
+                s_std = style_std[i] if style_std is not None else np.std(style[i], dtype=float)
+                clean_std = float(np.std(clean[i], dtype=np.float64))
+                scale = r[i] * float(s_std) / clean_std if clean_std else 0.0
+                tiles -= np.float32(scale) * cut_tiles(clean[i], origins, size)
+            out[i] = tiles_spectrum(tiles)
         except FaketError as err:
             raise FaketError(f"tilt {i}: {err}") from None
     return out
