@@ -17,6 +17,7 @@ from faket.noise import (
     load_noise_model,
     save_noise_model,
 )
+from faket.noise.radial import match_radial, radial_bins, radial_profile
 from faket.noise.spectrum import (
     NoiseSpectrum,
     coloured_noise,
@@ -208,3 +209,50 @@ def test_spectral_needs_a_spectrum_and_the_cli_draws_it(tmp_path, capsys):
         [*apply[:-1], tmp_path / "w.json", "--mode", "spectral", "-o", tmp_path / "x.mrc"], capsys
     )
     assert status == 2 and "no noise spectrum" in err and len(err.strip().splitlines()) == 1
+
+
+def test_radial_matching_gives_each_ring_the_target_power_and_keeps_the_mean():
+    rng = np.random.default_rng(8)
+    image = ndi.gaussian_filter(rng.standard_normal((60, 72)), 2).astype(np.float32) + 5.0
+    n_bins = radial_bins(image.shape)
+    assert n_bins == int(np.ceil(np.sqrt(2) * 30))
+    white = radial_profile(rng.standard_normal((256, 256)), radial_bins((256, 256)))
+    assert np.std(white[1:]) < 0.2 and white[1:].mean() == pytest.approx(1.0)
+    target = 1.0 / (1.0 + (np.arange(n_bins) / 10.0) ** 2)
+    matched = match_radial(image, target)
+    assert matched.dtype == np.float32
+    assert matched.mean() == pytest.approx(image.mean(), rel=1e-5)
+    np.testing.assert_allclose(
+        radial_profile(matched, n_bins)[1:], target[1:] / target[1:].mean(), rtol=1e-3
+    )
+    own = radial_profile(image, n_bins)
+    np.testing.assert_allclose(match_radial(image, own), image, atol=1e-4)
+
+
+def test_spectral_with_radial_matching_has_the_styles_radial_spectrum(tmp_path, capsys):
+    style, clean = _pair(seed=9, shape=(5, 64, 64))
+    with pytest.raises(FaketError, match="radial"):
+        apply_noise(
+            clean, estimate_noise_model([style], [clean], ANGLES), "spectral", 0, match_radial=True
+        )
+    model = estimate_noise_model([style], [clean], ANGLES, order=-1, radial=True)
+    assert load_noise_model(save_noise_model(model, tmp_path / "m.json")) == model
+    with pytest.raises(FaketError, match="--mode spectral"):
+        apply_noise(clean, model, "noisy", 0, match_radial=True)
+    out = apply_noise(clean, model, "spectral", 0, match_radial=True)
+    n_bins = radial_bins(style.shape[1:])
+    for i in range(5):
+        expected = radial_profile(style[i], n_bins)
+        np.testing.assert_allclose(
+            radial_profile(out[i], n_bins)[1:], expected[1:], rtol=1e-3, atol=1e-6
+        )
+    write_mrc(tmp_path / "style.mrc", style, 5.0)
+    write_mrc(tmp_path / "clean.mrc", clean, 5.0)
+    write_tlt(tmp_path / "style.tlt", ANGLES)
+    estimate = ["noise", "estimate", "--style", tmp_path / "style.mrc", "--clean"]
+    estimate += [tmp_path / "clean.mrc", "--radial-spectrum", "-o", tmp_path / "r.json", "-q"]
+    assert run_cli(estimate, capsys)[0] == 0
+    apply = ["noise", "apply", tmp_path / "clean.mrc", "--model", tmp_path / "r.json"]
+    apply += ["--mode", "spectral", "--match-radial", "-o", tmp_path / "out.mrc", "-q"]
+    status, _, err = run_cli(apply, capsys)
+    assert status == 0, err

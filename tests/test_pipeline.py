@@ -71,7 +71,12 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_the_default_modalities_are_the_papers():
-    assert parse_dataset_config({}).modalities == list(PAPER_MODALITIES)
+    config = parse_dataset_config({})
+    assert config.modalities == list(PAPER_MODALITIES)
+    # Datasets made before the radial option keep the noise model's hash (and all after it).
+    assert config.noise.hashed() == {"estimate_from": None, "order": 2}
+    radial = parse_dataset_config({"noise": {"match_radial_spectrum": True}}).noise.hashed()
+    assert radial["match_radial_spectrum"] is True
     assert set(PAPER_MODALITIES) < set(MODALITIES)
     assert {"spectral", "faket_spectral"} == set(MODALITIES) - set(PAPER_MODALITIES)
 
@@ -148,6 +153,21 @@ def test_run_reports_the_realism_of_every_modality(tiny_dataset):
     assert spectral["mean_spectrum_log_rms"] < noisy["mean_spectrum_log_rms"]
     with pytest.raises(FaketError, match="no 'nonsense'"):
         modality_realism(folder, "nonsense")
+
+
+def test_radial_matching_option_reaches_the_spectral_modality(tmp_path):
+    from faket.noise import load_noise_model
+    from faket.noise.radial import radial_profile
+
+    settings = {**TINY, "modalities": ["noiseless", "benchmark", "spectral"]}
+    settings["noise"] = {"match_radial_spectrum": True}
+    run_dataset(parse_dataset_config(settings), tmp_path, progress=False)
+    model = load_noise_model(tmp_path / "noise_model.json")
+    spectral = read_mrc(tmp_path / "tomo_000" / "projections_spectral.mrc").data
+    for i in (0, 6, 12):
+        target = model.spectrum.radial(i)
+        measured = radial_profile(spectral[i], len(target))
+        np.testing.assert_allclose(measured[1:], target[1:] / target[1:].mean(), rtol=1e-3)
 
 
 def test_tomograms_differ_and_style_comes_from_another_tomogram(tiny_dataset):

@@ -113,6 +113,11 @@ def estimate_command(
         "--spectrum/--no-spectrum",
         help="Also measure the noise's 2-D power spectrum per tilt (for --mode spectral).",
     ),
+    radial_spectrum: bool = typer.Option(
+        False,
+        "--radial-spectrum",
+        help="Also measure the style tilts' radial power spectrum (for apply --match-radial).",
+    ),
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
@@ -149,6 +154,7 @@ def estimate_command(
         mask=region,
         show_progress=not quiet,
         spectrum=spectrum,
+        radial=radial_spectrum,
     )
     save_noise_model(model, output, overwrite=overwrite)
     if not quiet:
@@ -176,6 +182,12 @@ def apply_command(
         help="Angles of the input, checked against the model's "
         "(default: the .tlt beside the input, if any).",
     ),
+    match_radial: bool = typer.Option(
+        False,
+        "--match-radial",
+        help="With --mode spectral: also match each tilt's radial power spectrum to the "
+        "style's, as SHREC's simulator did (model from estimate --radial-spectrum).",
+    ),
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
@@ -201,6 +213,7 @@ def apply_command(
         style_path=require_input(style) if style is not None else None,
         overwrite=overwrite,
         show_progress=not quiet,
+        match_radial=match_radial,
     )
     write_tlt(tlt, model.angles_deg)
     if not quiet:

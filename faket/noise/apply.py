@@ -18,6 +18,8 @@ is added, and the result is shifted and scaled to the target mean and std of tha
     ``noisy`` whose noise has the style noise's 2-D power spectrum (the model's
     :class:`~faket.noise.spectrum.NoiseSpectrum` at that tilt) instead of being white; the
     same ``r`` and ``sigma``. Not in the paper: real noise is coloured and anisotropic.
+    With ``match_radial``, each tilt's radial power spectrum is then matched to the
+    style's, as SHREC's simulator did (:mod:`faket.noise.radial`).
 
 Noise is drawn tilt by tilt from a generator seeded by ``(seed, tilt index)``, so the
 result does not depend on how the stack is processed, and ``noisy`` and ``content`` with
@@ -33,6 +35,7 @@ import numpy as np
 
 from faket.errors import FaketError
 from faket.noise.model import NoiseModel
+from faket.noise.radial import match_radial as match_radial_spectrum
 from faket.noise.spectrum import coloured_noise
 from faket.progress import progress
 
@@ -158,6 +161,7 @@ def noisy_tilts(
     *,
     target: tuple[np.ndarray, np.ndarray] | None = None,
     show_progress: bool = False,
+    match_radial: bool = False,
 ) -> Iterator[np.ndarray]:
     """Yield the output tilts one by one (float32, (Y, X)); memory maps stay on disk.
 
@@ -172,6 +176,9 @@ def noisy_tilts(
     target : (means, stds), optional
         Per-tilt target statistics instead of the model's style mean/std.
     show_progress : bool
+    match_radial : bool
+        ``spectral`` only: match each tilt's radial power spectrum to the style's (the
+        model needs one: ``faket noise estimate --radial-spectrum``).
     """
     if np.ndim(clean_stack) != 3:
         raise FaketError(
@@ -195,11 +202,18 @@ def noisy_tilts(
             "the noise model has no noise spectrum (it predates them or was estimated "
             "with --no-spectrum); re-estimate it with 'faket noise estimate'"
         )
+    if match_radial and (mode != "spectral" or model.spectrum.radial_log10 is None):
+        raise FaketError(
+            "radial matching needs --mode spectral and a model with the style's radial "
+            "spectrum (faket noise estimate --radial-spectrum)"
+        )
     tilt_generator(seed, 0)  # validate the seed before any work
     for i in progress(range(n_tilts), f"adding {mode} noise", enabled=show_progress):
         spectrum = model.spectrum.tilt(i) if mode == "spectral" else None
         rng = tilt_generator(seed, i)
         image = synthesize_tilt(clean_stack[i], r[i], sigma[i], rng, spectrum)
+        if match_radial:
+            image = match_radial_spectrum(image, model.spectrum.radial(i))
         yield match_tilt(image, means[i], stds[i])
 
 
@@ -211,6 +225,7 @@ def apply_noise(
     *,
     style_stack: np.ndarray | None = None,
     show_progress: bool = False,
+    match_radial: bool = False,
 ) -> np.ndarray:
     """Make a BASELINE / NOISY / CONTENT / SPECTRAL tilt series from a noiseless one.
 
@@ -225,6 +240,8 @@ def apply_noise(
     style_stack : array, shape (n_tilts, Y', X'), optional
         Match each tilt's mean/std to this stack instead of the model's style statistics.
     show_progress : bool
+    match_radial : bool
+        ``spectral`` only: also match each tilt's radial power spectrum to the style's.
 
     Returns
     -------
@@ -233,7 +250,15 @@ def apply_noise(
     """
     target = style_statistics(style_stack) if style_stack is not None else None
     out = np.empty(np.shape(clean_stack), dtype=np.float32)
-    tilts = noisy_tilts(clean_stack, model, mode, seed, target=target, show_progress=show_progress)
+    tilts = noisy_tilts(
+        clean_stack,
+        model,
+        mode,
+        seed,
+        target=target,
+        show_progress=show_progress,
+        match_radial=match_radial,
+    )
     for i, tilt in enumerate(tilts):
         out[i] = tilt
     return out

@@ -11,6 +11,7 @@ import numpy as np
 from faket.errors import FaketError
 from faket.noise.estimate import estimate_curves, estimate_curves_from_background
 from faket.noise.model import NoiseModel
+from faket.noise.radial import radial_bins, stack_radial
 from faket.noise.spectrum import spectrum_size, stack_spectra
 
 __all__ = ["estimate_noise_model", "estimate_noise_model_from_background"]
@@ -28,6 +29,7 @@ def estimate_noise_model(
     provenance: dict[str, Any] | None = None,
     show_progress: bool = False,
     spectrum: bool = True,
+    radial: bool = False,
 ) -> NoiseModel:
     """Estimate per-tilt noise statistics of each (style, noiseless) pair and aggregate them.
 
@@ -51,6 +53,9 @@ def estimate_noise_model(
     spectrum : bool
         Also estimate the 2-D power spectrum of the residual noise ``z_s - r z_c``
         (:mod:`faket.noise.spectrum`; needed by the ``spectral`` modality).
+    radial : bool
+        With ``spectrum``, also the style tilts' radial power spectrum (for SPECTRAL's
+        optional radial matching, :mod:`faket.noise.radial`).
 
     Returns
     -------
@@ -87,7 +92,9 @@ def estimate_noise_model(
             except FaketError as err:
                 raise FaketError(f"pair {k + 1}: {err}") from None
     method = "paired" if masks is None else "paired-region"
-    return NoiseModel.from_curves(raw, angles, order, _provenance(method, provenance), spectra)
+    radials = _radials(style_stacks) if spectrum and radial else None
+    provenance = _provenance(method, provenance)
+    return NoiseModel.from_curves(raw, angles, order, provenance, spectra, radials)
 
 
 def estimate_noise_model_from_background(
@@ -99,6 +106,7 @@ def estimate_noise_model_from_background(
     provenance: dict[str, Any] | None = None,
     show_progress: bool = False,
     spectrum: bool = True,
+    radial: bool = False,
 ) -> NoiseModel:
     """Noise model of real style data without noiseless content, from background regions.
 
@@ -117,6 +125,8 @@ def estimate_noise_model_from_background(
     show_progress : bool
     spectrum : bool
         Also estimate the 2-D power spectrum of the background (the noise).
+    radial : bool
+        With ``spectrum``, also the whole style tilts' radial power spectrum.
 
     Returns
     -------
@@ -142,7 +152,14 @@ def estimate_noise_model_from_background(
             except FaketError as err:
                 raise FaketError(f"style stack {k + 1}: {err}") from None
     provenance = _provenance("background", provenance)
-    return NoiseModel.from_curves(raw, angles, order, provenance, spectra)
+    radials = _radials(style_stacks) if spectrum and radial else None
+    return NoiseModel.from_curves(raw, angles, order, provenance, spectra, radials)
+
+
+def _radials(stacks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Radial spectra of every style stack, on the rings of the smallest tilts."""
+    n_bins = min(radial_bins(s.shape[1:]) for s in stacks)
+    return [stack_radial(s, n_bins) for s in stacks]
 
 
 def _common_size(stacks: Sequence[np.ndarray], masks: list[np.ndarray | None]) -> int:

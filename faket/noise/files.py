@@ -33,6 +33,7 @@ def estimate_noise_model_files(
     mask: np.ndarray | None = None,
     show_progress: bool = False,
     spectrum: bool = True,
+    radial: bool = False,
 ) -> NoiseModel:
     """Estimate a noise model from MRC files (paired by position, memory-mapped).
 
@@ -51,6 +52,8 @@ def estimate_noise_model_files(
     show_progress : bool
     spectrum : bool
         Also estimate the noise's 2-D power spectrum (the ``spectral`` modality).
+    radial : bool
+        With ``spectrum``, also the style's radial spectrum (SPECTRAL's radial matching).
 
     Returns
     -------
@@ -72,6 +75,7 @@ def estimate_noise_model_files(
             provenance=provenance,
             show_progress=show_progress,
             spectrum=spectrum,
+            radial=radial,
         )
     if len(clean_paths) != len(style_paths):
         raise FaketError(
@@ -97,6 +101,7 @@ def estimate_noise_model_files(
         provenance=provenance,
         show_progress=show_progress,
         spectrum=spectrum,
+        radial=radial,
     )
 
 
@@ -131,6 +136,7 @@ def apply_noise_file(
     style_path: PathLike | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
+    match_radial: bool = False,
 ) -> Path:
     """Apply a noise modality to a noiseless MRC tilt series, tilt by tilt.
 
@@ -150,6 +156,8 @@ def apply_noise_file(
         Match per-tilt mean/std to this style tilt series instead of the model.
     overwrite : bool
     show_progress : bool
+    match_radial : bool
+        SPECTRAL only: match each tilt's radial spectrum to the style's.
 
     Returns
     -------
@@ -160,7 +168,15 @@ def apply_noise_file(
     stats = None
     if style_path is not None:
         stats = style_statistics(read_mrc(style_path, mmap=True, ndim=3).data)
-    tilts = noisy_tilts(clean.data, model, mode, seed, target=stats, show_progress=show_progress)
+    tilts = noisy_tilts(
+        clean.data,
+        model,
+        mode,
+        seed,
+        target=stats,
+        show_progress=show_progress,
+        match_radial=match_radial,
+    )
     with atomic_path(target, overwrite=overwrite) as tmp:
         with mrcfile.new_mmap(tmp, shape=clean.data.shape, mrc_mode=2) as mrc:
             low, high, total, squares = np.inf, -np.inf, 0.0, 0.0

@@ -196,17 +196,21 @@ class NoiseModel:
         order: int = 2,
         provenance: dict[str, Any] | None = None,
         spectra: Sequence[np.ndarray] | None = None,
+        radial: Sequence[np.ndarray] | None = None,
     ) -> NoiseModel:
         """Aggregate per-tomogram curves (see :func:`aggregate_curves`) into a model.
 
         ``spectra``: per-tomogram noise spectra ``(n_tilts, G, G // 2 + 1)``
-        (:func:`faket.noise.spectrum.stack_spectra`), aggregated with the same order.
+        (:func:`faket.noise.spectrum.stack_spectra`), aggregated with the same order;
+        ``radial``: per-tomogram radial style spectra ``(n_tilts, n_bins)``
+        (:func:`faket.noise.radial.stack_radial`), the same.
         """
         spectrum = None
         if spectra:
             _check_order(order, raw[0].n_tilts if raw else 0)
             fitted = fit_log_spectra(list(spectra), order)
-            spectrum = NoiseSpectrum(order, fitted, spectra[0].shape[0])
+            radial_fit = fit_log_spectra(list(radial), order) if radial else None
+            spectrum = NoiseSpectrum(order, fitted, spectra[0].shape[0], radial_fit)
         return cls(
             angles_deg=np.asarray(angles_deg, dtype=np.float64),
             order=order,

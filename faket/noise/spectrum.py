@@ -216,11 +216,14 @@ class NoiseSpectrum:
         log10 of the power on the ``rfft2`` grid of a ``G x G`` tile (cycles per pixel).
     n_tilts : int
         Number of tilts.
+    radial_log10 : array, shape (n_tilts or order + 1, n_bins), optional
+        The same for the style tilts' radial power spectrum (:mod:`faket.noise.radial`).
     """
 
     order: int
     log10: np.ndarray
     n_tilts: int
+    radial_log10: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # Six decimals of log10 (relative precision 1e-6): what the JSON file keeps, so a
@@ -233,7 +236,14 @@ class NoiseSpectrum:
                 f"noise spectrum of shape {log10.shape} does not fit order {self.order} and "
                 f"{self.n_tilts} tilts"
             )
-        if not np.all(np.isfinite(log10)):
+        arrays = [log10]
+        if self.radial_log10 is not None:
+            radial = np.round(np.asarray(self.radial_log10, dtype=np.float64), 6)
+            object.__setattr__(self, "radial_log10", radial)
+            if radial.ndim != 2 or radial.shape[0] != rows:
+                raise FaketError(f"radial spectrum of shape {radial.shape} does not fit")
+            arrays.append(radial)
+        if not all(np.all(np.isfinite(a)) for a in arrays):
             raise FaketError("the noise spectrum contains NaN or infinite values")
 
     @property
@@ -241,30 +251,43 @@ class NoiseSpectrum:
         """Tile size G (pixels)."""
         return int(self.log10.shape[1])
 
+    def _at(self, log10: np.ndarray, index: int) -> np.ndarray:
+        if self.order == -1:
+            return 10.0 ** log10[index]
+        return 10.0 ** np.tensordot(_basis(self.n_tilts, self.order)[index], log10, axes=1)
+
     def tilt(self, index: int) -> np.ndarray:
         """Power spectrum of tilt ``index``, ``(G, G // 2 + 1)``, mean 1 over the plane."""
-        if self.order == -1:
-            log = self.log10[index]
-        else:
-            weights = _basis(self.n_tilts, self.order)[index]
-            log = np.tensordot(weights, self.log10, axes=1)
-        power = 10.0**log
+        power = self._at(self.log10, index)
         return power / full_plane_mean(power, self.size)
+
+    def radial(self, index: int) -> np.ndarray | None:
+        """The style's radial power spectrum at tilt ``index`` (:mod:`faket.noise.radial`)."""
+        return None if self.radial_log10 is None else self._at(self.radial_log10, index)
 
     def to_dict(self) -> dict:
         """JSON-serialisable form (one list of numbers per row of a tilt or coefficient)."""
-        return {
+        data = {
             "size": self.size,
             "order": self.order,
             "layout": "rfft2 of a size x size tile, cycles per pixel; log10 of the power",
             "log10": [[[float(v) for v in row] for row in plane] for plane in self.log10],
         }
+        if self.radial_log10 is not None:
+            data["radial_log10"] = [[float(v) for v in row] for row in self.radial_log10]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict, n_tilts: int) -> NoiseSpectrum:
         """Inverse of :meth:`to_dict`; bad content raises FaketError."""
         try:
-            return cls(int(data["order"]), np.asarray(data["log10"], dtype=np.float64), n_tilts)
+            radial = data.get("radial_log10")
+            return cls(
+                int(data["order"]),
+                np.asarray(data["log10"], dtype=np.float64),
+                n_tilts,
+                None if radial is None else np.asarray(radial, dtype=np.float64),
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise FaketError(f"malformed noise spectrum ({type(err).__name__}: {err})") from None
 

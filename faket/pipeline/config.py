@@ -60,6 +60,20 @@ class NoiseSettings(_Strict):
         None, description="Tomogram indices to estimate from; null = all training tomograms."
     )
     order: int = Field(2, ge=-1, le=6, description="Polynomial order for NOISY (paper: 2).")
+    match_radial_spectrum: bool = Field(
+        False,
+        description="SPECTRAL also matches each tilt's radially averaged power spectrum to "
+        "the style's, as SHREC's simulator did (corrects a phantom whose own spectrum "
+        "differs from the style specimen's).",
+    )
+
+    def hashed(self) -> dict:
+        """The settings that define the noise model (the radial option only when on, so
+        that datasets made before it keep their hashes)."""
+        data = self.model_dump(mode="json")
+        if not data["match_radial_spectrum"]:
+            del data["match_radial_spectrum"]
+        return data
 
 
 class StyleSettings(_Strict):

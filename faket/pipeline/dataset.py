@@ -220,24 +220,30 @@ def noise_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
         "noise_model",
         [m.digest("projections_benchmark") for m in manifests],
         [m.digest("projections_noiseless") for m in manifests],
-        config.noise.model_dump(mode="json"),
+        config.noise.hashed(),
     )
+    radial = config.noise.match_radial_spectrum
 
     def compute() -> None:
         style = [read_mrc(m.folder / projections_file("benchmark")).data for m in manifests]
         clean = [read_mrc(m.folder / projections_file("noiseless")).data for m in manifests]
         provenance = {"tomograms": [m.folder.name for m in manifests]}
         model = estimate_noise_model(
-            style, clean, config.tilt.angles(), order=config.noise.order, provenance=provenance
+            style,
+            clean,
+            config.tilt.angles(),
+            order=config.noise.order,
+            provenance=provenance,
+            radial=radial,
         )
         save_noise_model(model, dataset_dir / NOISE_MODEL, overwrite=True)
 
     if "spectral" in needed_noise_modes(config.modalities):
-        _drop_model_without_spectrum(dataset_dir / NOISE_MODEL)
+        _drop_model_without_spectrum(dataset_dir / NOISE_MODEL, radial)
     return run_step(Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute)
 
 
-def _drop_model_without_spectrum(path: Path) -> None:
+def _drop_model_without_spectrum(path: Path, radial: bool) -> None:
     """Remove a noise model made before noise spectra, so that it is estimated again.
 
     The model's settings hash is unchanged (so are its curves), so nothing downstream of
@@ -245,7 +251,10 @@ def _drop_model_without_spectrum(path: Path) -> None:
     """
     from faket.noise import load_noise_model
 
-    if path.is_file() and load_noise_model(path).spectrum is None:
+    if not path.is_file():
+        return
+    spectrum = load_noise_model(path).spectrum
+    if spectrum is None or (radial and spectrum.radial_log10 is None):
         path.unlink()
 
 

@@ -183,12 +183,14 @@ def _benchmark_step(config, manifest: Manifest, index: int, angles, device: str,
 def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str, seed: int):
     from faket.noise import apply_noise
 
-    digest = settings_hash(mode, manifest.digest("projections_noiseless"), model_digest, seed)
+    match_radial = mode == "spectral" and config.noise.match_radial_spectrum
+    parts = [mode, manifest.digest("projections_noiseless"), model_digest, seed]
+    digest = settings_hash(*parts, "match_radial") if match_radial else settings_hash(*parts)
     output = projections_file(mode)
 
     def compute() -> None:
         noiseless = read_mrc(manifest.folder / projections_file("noiseless"))
-        tilt_series = apply_noise(noiseless.data, model, mode, seed)
+        tilt_series = apply_noise(noiseless.data, model, mode, seed, match_radial=match_radial)
         write_mrc(manifest.folder / output, tilt_series, noiseless.voxel_size)
 
     return run_step(manifest, f"projections_{mode}", digest, (output,), compute)
