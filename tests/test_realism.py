@@ -13,6 +13,7 @@ from scipy import integrate, stats
 from faket.errors import FaketError
 from faket.io import write_mrc
 from faket.realism import compare_stacks, image_statistics
+from faket.realism.metrics import wasserstein_1
 
 
 def _white(seed=0, shape=(6, 128, 128)):
@@ -69,6 +70,10 @@ def test_histogram_distance_is_wasserstein_1_of_the_standardised_values():
         lambda u: abs(stats.laplace.ppf(u, scale=1 / np.sqrt(2)) - stats.norm.ppf(u)), 0, 1
     )[0]
     assert measured == pytest.approx(expected, abs=0.01)
+    a, b = rng.normal(size=3000), rng.gamma(2.0, size=3000)
+    assert wasserstein_1(np.sort(a), np.sort(b)) == pytest.approx(
+        stats.wasserstein_distance(a, b), rel=1e-9
+    )
 
 
 def test_bad_stacks_are_one_line_errors():
