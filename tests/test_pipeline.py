@@ -35,6 +35,9 @@ TINY = {
     },
     "nst": {"weights": "random"},
     "reconstruction": {"filter": "ramp"},
+    # The spectral modality of the fixture also matches radial spectra (paper modalities
+    # are unaffected; the noise model then also holds the style's radial spectra).
+    "noise": {"match_radial_spectrum": True},
 }
 
 
@@ -106,6 +109,7 @@ def test_every_file_of_the_layout_is_produced(tiny_dataset):
 
 def test_spectral_modalities_colour_the_noise_and_initialise_the_style_transfer(tiny_dataset):
     from faket.noise import apply_noise, load_noise_model
+    from faket.noise.radial import radial_profile
     from faket.pipeline.steps import derive_seed
 
     folder, _ = tiny_dataset
@@ -116,9 +120,15 @@ def test_spectral_modalities_colour_the_noise_and_initialise_the_style_transfer(
         read_mrc(tomogram / f"projections_{m}.mrc").data
         for m in ("spectral", "noisy", "noiseless", "faket", "faket_spectral")
     )
-    # SPECTRAL is the library's spectral noise with the tomogram's noise seed.
-    expected = apply_noise(clean, model, "spectral", derive_seed(0, 0, "noise"))
+    # SPECTRAL is the library's spectral noise (radially matched, as configured) with the
+    # tomogram's noise seed.
+    seed = derive_seed(0, 0, "noise")
+    expected = apply_noise(clean, model, "spectral", seed, match_radial=True)
     np.testing.assert_array_equal(spectral, expected)
+    for i in (0, 6, 12):
+        target = model.spectrum.radial(i)
+        measured = radial_profile(spectral[i], len(target))
+        np.testing.assert_allclose(measured[1:], target[1:] / target[1:].mean(), rtol=1e-3)
     np.testing.assert_allclose(spectral.std(axis=(1, 2)), noisy.std(axis=(1, 2)), rtol=1e-4)
 
     def correlation(a, b):
@@ -153,21 +163,6 @@ def test_run_reports_the_realism_of_every_modality(tiny_dataset):
     assert spectral["mean_spectrum_log_rms"] < noisy["mean_spectrum_log_rms"]
     with pytest.raises(FaketError, match="no 'nonsense'"):
         modality_realism(folder, "nonsense")
-
-
-def test_radial_matching_option_reaches_the_spectral_modality(tmp_path):
-    from faket.noise import load_noise_model
-    from faket.noise.radial import radial_profile
-
-    settings = {**TINY, "modalities": ["noiseless", "benchmark", "spectral"]}
-    settings["noise"] = {"match_radial_spectrum": True}
-    run_dataset(parse_dataset_config(settings), tmp_path, progress=False)
-    model = load_noise_model(tmp_path / "noise_model.json")
-    spectral = read_mrc(tmp_path / "tomo_000" / "projections_spectral.mrc").data
-    for i in (0, 6, 12):
-        target = model.spectrum.radial(i)
-        measured = radial_profile(spectral[i], len(target))
-        np.testing.assert_allclose(measured[1:], target[1:] / target[1:].mean(), rtol=1e-3)
 
 
 def test_tomograms_differ_and_style_comes_from_another_tomogram(tiny_dataset):
