@@ -137,6 +137,7 @@ def apply_noise_file(
     overwrite: bool = False,
     show_progress: bool = False,
     match_radial: bool = False,
+    voxel_size: float | None = None,
 ) -> Path:
     """Apply a noise modality to a noiseless MRC tilt series, tilt by tilt.
 
@@ -158,6 +159,8 @@ def apply_noise_file(
     show_progress : bool
     match_radial : bool
         SPECTRAL only: match each tilt's radial spectrum to the style's.
+    voxel_size : float, optional
+        Pixel size (Å) written to the output instead of the input's.
 
     Returns
     -------
@@ -187,7 +190,8 @@ def apply_noise_file(
                 squares += float(np.square(tilt, dtype=np.float64).sum())
             n = clean.data.size
             mean = total / n
-            _write_header(mrc, clean.voxel_size, low, high, mean, squares / n - mean * mean)
+            pixel = clean.voxel_size if voxel_size is None else voxel_size
+            _write_header(mrc, pixel, low, high, mean, squares / n - mean * mean)
     return target
 
 
@@ -199,6 +203,7 @@ def _write_header(
     mean: float,
     variance: float,
 ) -> None:
+    mrc.set_image_stack()  # a tilt series, not a volume (see faket.io.write_mrc)
     if voxel_size > 0:
         mrc.voxel_size = voxel_size
     mrc.header.dmin, mrc.header.dmax, mrc.header.dmean = low, high, mean

@@ -35,7 +35,7 @@ def plot_noise_curves(
     model : NoiseModel
     path : output PNG
     title : str, optional
-        Figure title; default names the order and the number of tomograms.
+        Figure title; default names the order and the tomograms (from the provenance).
 
     Returns
     -------
@@ -63,7 +63,10 @@ def plot_noise_curves(
     axes[0, 0].legend(fontsize="small")
     if model.spectrum is not None:
         _spectrum_row(model, figure, grid)
-    figure.suptitle(title or f"noise model: order {model.order}, {len(model.raw)} tomogram(s)")
+    tomograms = model.provenance.get("tomograms") or []
+    which = f": {', '.join(map(str, tomograms))}" if tomograms else ""
+    default = f"noise model: order {model.order}, {len(model.raw)} tomogram(s){which}"
+    figure.suptitle(title or default)
     return save_figure(figure, path)
 
 
