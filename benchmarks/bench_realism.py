@@ -21,14 +21,15 @@ tomogram 0): per-tilt Pearson correlation of the BENCHMARK tilt series with the 
 power ratio the noise model sees.
 
 ``real``: the 41 real TOM/PyTom projections of ``../shared/data/tomo/pytom_p1_projections``
-(100 x 100 px, read with ``emfile``). The even tilts are the style data, the odd ones are
-held out. A phantom (64 x 100 x 100 voxels of 10 Å) is projected at the style angles; the
-noise model is estimated from the style tilts' background (outside the central 50 x 50
-pixels, where the particle is); BASELINE, NOISY, SPECTRAL, FAKET and FAKET_SPECTRAL
-(random VGG weights, style = the real style tilts) and the reference microscope are made
-at the style angles, and style tilt ``2j`` (simulated tilt ``j``) is compared with held-out
-tilt ``2j + 1`` (3 degrees further) by :func:`faket.realism.compare_stacks`. The control
-row compares the real style tilt itself.
+(100 x 100 px, read as a folder by ``faket.io.read_image_folder``: the ``.em`` files in
+the order and with the angles of ``projectionList.xml``). The even tilts are the style
+data, the odd ones are held out. A phantom (64 x 100 x 100 voxels of 10 Å) is projected
+at the style angles; the noise model is estimated from the style tilts' background
+(outside the central 50 x 50 pixels, where the particle is); BASELINE, NOISY, SPECTRAL,
+FAKET and FAKET_SPECTRAL (random VGG weights, style = the real style tilts) and the
+reference microscope are made at the style angles, and style tilt ``2j`` (simulated tilt
+``j``) is compared with held-out tilt ``2j + 1`` (3 degrees further) by
+:func:`faket.realism.compare_stacks`. The control row compares the real style tilt itself.
 
 ``small``: a ``small``-preset dataset with the spectral modalities (made with ``faket run``
 unless ``--dataset`` names one); every modality of every training tomogram against the
@@ -136,13 +137,12 @@ def _header(what: str) -> None:
 
 def read_real_projections() -> tuple[np.ndarray, np.ndarray]:
     """The 41 real projections (n, 100, 100) and their tilt angles (degrees)."""
-    import emfile
+    from faket.io import read_image_folder
 
     if not REAL.is_dir():
         raise SystemExit(f"{REAL} is not there; the real-data section needs ../shared")
-    images = [emfile.read(REAL / f"projection_{i}.em")[1][0] for i in range(41)]
-    angles = np.loadtxt(REAL / "projection_tilt_angles_derived.tlt")
-    return np.stack(images).astype(np.float32), angles
+    folder = read_image_folder(REAL)
+    return folder.data, folder.angles_deg
 
 
 def real_section() -> None:

@@ -140,7 +140,7 @@ def test_spectral_modalities_colour_the_noise_and_initialise_the_style_transfer(
 
 
 def test_run_reports_the_realism_of_every_modality(tiny_dataset):
-    from faket.realism.dataset import modality_realism
+    from faket.realism.dataset import modality_realism, realism_summaries
     from faket.realism.metrics import compare_stacks
 
     folder, _ = tiny_dataset
@@ -163,6 +163,16 @@ def test_run_reports_the_realism_of_every_modality(tiny_dataset):
     assert spectral["mean_spectrum_log_rms"] < noisy["mean_spectrum_log_rms"]
     with pytest.raises(FaketError, match="no 'nonsense'"):
         modality_realism(folder, "nonsense")
+    # A dataset without realism.json (made before it) is measured from its config.
+    saved = realism_summaries(folder)
+    report_file = folder / "realism.json"
+    kept = report_file.read_bytes()
+    report_file.unlink()
+    try:
+        assert realism_summaries(folder) == saved  # JSON keeps floats exactly
+        assert not report_file.exists()  # reading never writes into the dataset
+    finally:
+        report_file.write_bytes(kept)
 
 
 def test_tomograms_differ_and_style_comes_from_another_tomogram(tiny_dataset):

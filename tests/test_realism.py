@@ -109,3 +109,34 @@ def test_compare_command_writes_the_report_and_figure(tmp_path, capsys):
         ["compare", tmp_path / "short.mrc", tmp_path / "ref.mrc", "-o", tmp_path / "x"], capsys
     )
     assert status == 2 and "3 simulated images but 5" in err
+
+
+def test_compare_reads_em_files_and_folders_of_images_as_their_mrc_twins(tmp_path, capsys):
+    import emfile
+
+    simulated = ndi.gaussian_filter(_white(8, (4, 48, 64)), (0, 0, 1.0))
+    reference = _white(9, (4, 48, 64))
+    write_mrc(tmp_path / "sim.mrc", simulated, voxel_size=0.0)
+    write_mrc(tmp_path / "ref.mrc", reference, voxel_size=0.0)
+    emfile.write(tmp_path / "sim.em", simulated)
+    folder = tmp_path / "projections"  # PyTom's layout: one .em image per tilt
+    folder.mkdir()
+    for i, image in enumerate(reference):
+        emfile.write(folder / f"projection_{i}.em", image[None])
+    reports = {}
+    for name, (sim, ref) in {
+        "mrc": ("sim.mrc", "ref.mrc"),
+        "em": ("sim.em", "projections"),
+    }.items():
+        out = tmp_path / name
+        status, _, err = run_cli(
+            ["compare", tmp_path / sim, tmp_path / ref, "-o", out, "-q"], capsys
+        )
+        assert status == 0, err
+        reports[name] = json.loads((out / "compare.json").read_text())["summary"]
+    assert reports["em"] == pytest.approx(reports["mrc"], rel=1e-6, abs=1e-9)
+    assert reports["em"]["anisotropy_simulated"] < -0.3  # smoothed along X
+    status, _, err = run_cli(
+        ["compare", tmp_path / "nothing", tmp_path / "ref.mrc", "-o", tmp_path / "x"], capsys
+    )
+    assert status == 2 and "no such file or folder" in err

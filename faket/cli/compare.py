@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from faket.cli._common import OverwriteOption, QuietOption, require_input
+from faket.cli._common import OverwriteOption, QuietOption
+from faket.errors import FaketError
 
 #: Summary rows printed by the command: key, label.
 ROWS = (
@@ -20,8 +21,12 @@ ROWS = (
 
 
 def compare_command(
-    simulated: Path = typer.Argument(..., help="Simulated tilt series or tomogram (MRC)."),
-    reference: Path = typer.Argument(..., help="Reference (e.g. real) data of the same kind."),
+    simulated: Path = typer.Argument(
+        ..., help="Simulated tilt series or tomogram (MRC or .em file, or a folder of images)."
+    ),
+    reference: Path = typer.Argument(
+        ..., help="Reference (e.g. real) data of the same kind, in any of those forms."
+    ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="Folder for compare.json and compare.png (created)."
     ),
@@ -38,11 +43,15 @@ def compare_command(
     (X-axis over Y-axis wedge power) and autocorrelation at lags of 1 and 2 pixels.
     Writes compare.json (summary, per-image values, mean spectra) and compare.png
     (spectra overlaid, 2-D spectra side by side, histograms); prints the summary.
+
+    Either side may be an MRC or TOM/PyTom .em file, or a folder of one image per tilt
+    (a PyTom projection folder, ordered by its projectionList.xml, else by file name).
     """
     from faket.realism.files import FIGURE, REPORT, compare_files
 
-    require_input(simulated)
-    require_input(reference)
+    for path in (simulated, reference):
+        if not path.exists():
+            raise FaketError(f"{path}: no such file or folder; check the path")
     comparison = compare_files(
         simulated,
         reference,

@@ -25,10 +25,16 @@ from faket.pipeline.manifest import Manifest
 #: always added.
 TOMOGRAM_STEPS: dict[str, tuple[str, ...]] = {
     "faket": ("projections_noisy", "projections_content", "projections_faket"),
+    "faket_spectral": (
+        "projections_spectral",
+        "projections_content",
+        "projections_faket_spectral",
+    ),
 }
 #: Dataset-level steps a modality needs (the noise model for the noise-based ones).
 DATASET_STEPS: dict[str, tuple[str, ...]] = {
-    name: ("noise_model",) for name in ("baseline", "noisy", "content", "faket")
+    name: ("noise_model",)
+    for name in ("baseline", "noisy", "content", "faket", "spectral", "faket_spectral")
 }
 
 
@@ -152,7 +158,7 @@ def data_cost(dataset_dir: str | os.PathLike[str], modality: str) -> DataCost:
 
 
 def vgg_weights(dataset_dir: str | os.PathLike[str]) -> str:
-    """The VGG-19 weights the dataset's FAKET projections were made with.
+    """The VGG-19 weights the dataset's FAKET (and FAKET_SPECTRAL) projections were made with.
 
     From the manifests (``projections_faket`` records them); for datasets made before
     that, the config's ``nst.weights`` unless it is ``auto``; else ``unknown``.
@@ -160,10 +166,11 @@ def vgg_weights(dataset_dir: str | os.PathLike[str]) -> str:
     split = dataset_split(dataset_dir, validation=False)
     used = []
     for folder in split.train:
-        entry = Manifest(folder).steps.get("projections_faket") or {}
-        weights = (entry.get("info") or {}).get("weights")
-        if weights and weights not in used:
-            used.append(str(weights))
+        steps = Manifest(folder).steps
+        for name in ("projections_faket", "projections_faket_spectral"):
+            weights = ((steps.get(name) or {}).get("info") or {}).get("weights")
+            if weights and weights not in used:
+                used.append(str(weights))
     if used:
         return ", ".join(used)
     configured = load_dataset_config(Path(dataset_dir) / DATASET_CONFIG).nst.weights

@@ -15,6 +15,7 @@ from faket.io.angles import (
     write_tlt,
 )
 from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
+from faket.io.image_folder import ImageFolder, read_image_folder
 from faket.io.mrc import (
     SUPPORTED_DTYPES,
     MrcData,
@@ -56,6 +57,7 @@ __all__ = [
     "ANGLE_SUFFIXES",
     "COLUMNS",
     "SUPPORTED_DTYPES",
+    "ImageFolder",
     "MrcData",
     "atomic_path",
     "atomic_write",
@@ -67,6 +69,7 @@ __all__ = [
     "is_tilt_series",
     "mrc_summary",
     "read_angles",
+    "read_image_folder",
     "read_mrc",
     "read_particles",
     "read_particles_csv",

@@ -9,8 +9,8 @@ the same microscope), the floor that the others can be read against.
 
 Written by ``faket run``: ``DATASET/realism.json`` (per modality: the summary averaged over
 the training tomograms, and each tomogram's) and ``DATASET/figures/realism.png`` (first
-training tomogram). :func:`modality_realism` reads one modality's numbers back, e.g. for
-the experiment's table.
+training tomogram). :func:`realism_summaries` reads every modality's numbers back (the
+experiment's table shows them beside the F1 scores), :func:`modality_realism` one's.
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ from faket.errors import FaketError
 from faket.io import read_mrc, write_text_atomic
 from faket.realism.metrics import Comparison, compare_stacks
 
-__all__ = ["FIGURE", "REPORT", "dataset_realism", "modality_realism", "write_dataset_realism"]
+__all__ = [
+    "FIGURE",
+    "REPORT",
+    "dataset_realism",
+    "modality_realism",
+    "realism_summaries",
+    "write_dataset_realism",
+]
 
 REPORT = "realism.json"
 FIGURE = "figures/realism.png"
@@ -92,32 +99,54 @@ def write_dataset_realism(config, dataset_dir: str | os.PathLike[str]) -> dict:
     return report
 
 
-def modality_realism(dataset_dir: str | os.PathLike[str], modality: str) -> dict[str, float]:
-    """One modality's realism summary (means over the training tomograms).
+def realism_summaries(dataset_dir: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+    """Every modality's realism summary (means over the training tomograms).
 
-    Reads ``DATASET/realism.json`` (written by ``faket run``); computes it from the
-    dataset's saved config when the file is missing.
+    Reads ``DATASET/realism.json`` (written by ``faket run``); computes it (without
+    writing it) from the dataset's saved config when the file is missing, e.g. for a
+    dataset made before realism reports.
 
     Returns
     -------
-    dict
+    dict of modality -> dict
         ``mean_error``, ``std_error``, ``histogram_w1``, ``spectrum_log_rms``,
-        ``anisotropy_error``, ``autocorrelation_error``, ``anisotropy_simulated``,
-        ``anisotropy_reference`` (see :mod:`faket.realism.metrics`).
+        ``mean_spectrum_log_rms``, ``anisotropy_error``, ``autocorrelation_error``,
+        ``anisotropy_simulated``, ``anisotropy_reference`` (see
+        :mod:`faket.realism.metrics`).
+
+    Raises
+    ------
+    FaketError
+        If the folder is not a dataset or ``realism.json`` is unreadable.
     """
     root = Path(dataset_dir)
     path = root / REPORT
     if path.is_file():
-        report = json.loads(path.read_text())
-    else:
-        from faket.pipeline.config import load_dataset_config
-        from faket.pipeline.dataset import CONFIG_FILE
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+            modalities = report["modalities"]
+            return {name: dict(entry["summary"]) for name, entry in modalities.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise FaketError(
+                f"{path} is not a realism report ({type(err).__name__}: {err}); delete it "
+                "and run faket run again to rewrite it"
+            ) from None
+    from faket.pipeline.config import load_dataset_config
+    from faket.pipeline.dataset import CONFIG_FILE
 
-        config_file = root / CONFIG_FILE
-        if not config_file.is_file():
-            raise FaketError(f"{root} is not a faket dataset (no {CONFIG_FILE}); run faket run")
-        report, _ = dataset_realism(load_dataset_config(config_file), root)
-    modalities = report["modalities"]
-    if modality not in modalities:
-        raise FaketError(f"{root / REPORT} has no {modality!r}; it has {', '.join(modalities)}")
-    return dict(modalities[modality]["summary"])
+    config_file = root / CONFIG_FILE
+    if not config_file.is_file():
+        raise FaketError(f"{root} is not a faket dataset (no {CONFIG_FILE}); run faket run")
+    report, _ = dataset_realism(load_dataset_config(config_file), root)
+    return {name: dict(entry["summary"]) for name, entry in report["modalities"].items()}
+
+
+def modality_realism(dataset_dir: str | os.PathLike[str], modality: str) -> dict[str, float]:
+    """One modality's realism summary (:func:`realism_summaries`)."""
+    summaries = realism_summaries(dataset_dir)
+    if modality not in summaries:
+        raise FaketError(
+            f"the realism report of {dataset_dir} has no {modality!r}; it has "
+            f"{', '.join(summaries)}"
+        )
+    return summaries[modality]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from faket.errors import FaketError
-from faket.io import check_target, read_mrc, write_text_atomic
+from faket.io import check_target, read_image_folder, read_mrc, write_text_atomic
 from faket.realism.metrics import Comparison, compare_stacks
 
 __all__ = ["REPORT", "FIGURE", "compare_files", "read_stack"]
@@ -21,14 +21,19 @@ PathLike = str | os.PathLike[str]
 
 
 def read_stack(path: PathLike) -> tuple[np.ndarray, float]:
-    """A tilt series or tomogram ``(n, Y, X)`` (memory-mapped MRC) and its pixel size (Å)."""
+    """Images ``(n, Y, X)`` to compare, and their pixel size (Å; 0.0 when unknown).
+
+    ``path`` is an MRC or TOM/PyTom ``.em`` file (a tilt series or tomogram, memory-mapped
+    where the format allows; a single image counts as one tilt) or a folder of one image
+    per tilt, such as PyTom's projection folders (:func:`faket.io.read_image_folder`).
+    """
     file = Path(path)
-    if file.suffix.lower() == ".em":
-        raise FaketError(
-            f"{file}: TOM/PyTom .em files are not read by faket.io yet; convert to MRC first"
-        )
-    data = read_mrc(file, mmap=True, ndim=3)
-    return data.data, data.voxel_size
+    if file.is_dir():
+        folder = read_image_folder(file)
+        return folder.data, folder.voxel_size
+    data = read_mrc(file, mmap=True, ndim=(2, 3))
+    stack = data.data[None] if data.data.ndim == 2 else data.data
+    return stack, data.voxel_size
 
 
 def compare_files(
@@ -46,7 +51,8 @@ def compare_files(
     Parameters
     ----------
     simulated, reference : paths
-        MRC tilt series (tilts paired by index) or tomograms (XY slices paired by index).
+        Tilt series (tilts paired by index) or tomograms (XY slices paired by index): MRC
+        or ``.em`` files, or folders of one image per tilt (:func:`read_stack`).
     output_dir : path
         Folder for ``compare.json`` and ``compare.png`` (created).
     tomogram : bool
