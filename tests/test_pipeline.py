@@ -81,7 +81,7 @@ def test_the_default_modalities_are_the_papers():
     radial = parse_dataset_config({"noise": {"match_radial_spectrum": True}}).noise.hashed()
     assert radial["match_radial_spectrum"] is True
     assert set(PAPER_MODALITIES) < set(MODALITIES)
-    assert {"spectral", "faket_spectral"} == set(MODALITIES) - set(PAPER_MODALITIES)
+    assert {"spectral", "faket_spectral", "faket_random"} == set(MODALITIES) - set(PAPER_MODALITIES)
 
 
 def test_every_file_of_the_layout_is_produced(tiny_dataset):
@@ -225,6 +225,7 @@ def test_the_weights_used_are_recorded_everywhere(tiny_dataset):
     assert entry["projections_faket"]["info"]["weights"] == "random"
     assert entry["projections_faket"]["info"]["threads"] >= 1
     assert entry["projections_faket_spectral"]["info"]["weights"] == "random"
+    assert entry["projections_faket_random"]["info"]["weights"] == "random"
     assert "weights=random" in (folder / "run_log.csv").read_text()
     assert any(r.details.get("weights") == "random" for r in summary.records)
 

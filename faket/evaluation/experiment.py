@@ -38,6 +38,7 @@ MODALITIES = (
     "noiseless",
     "spectral",
     "faket_spectral",
+    "faket_random",
 )
 TEST_MODALITY = "benchmark"
 

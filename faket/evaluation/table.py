@@ -298,7 +298,8 @@ def table_markdown(summary: dict) -> str:
     lines = [
         "# Training data vs. particle picking (Table 1 analogue)",
         "",
-        f"FAKET modality made with VGG-19 weights: **{summary['vgg_weights']}**. "
+        f"FAKET made with (VGG-19 weights, or the network-free transfer style): "
+        f"**{summary['vgg_weights']}**. "
         f"Seeds per modality: {', '.join(map(str, settings['seeds']))}. Cells: mean over "
         f"seeds [{settings['interval']}, {settings['replicates']} replicates] ± seed "
         f"standard deviation. Excluded classes: {', '.join(settings['exclude']) or 'none'} "

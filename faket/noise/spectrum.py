@@ -48,6 +48,7 @@ __all__ = [
     "stack_spectra",
     "tile_origins",
     "tiles_spectrum",
+    "tile_window",
     "tilt_spectrum",
 ]
 
@@ -105,7 +106,8 @@ def _spread(origins: np.ndarray, count: int) -> np.ndarray:
     return origins[np.linspace(0, len(origins) - 1, count).round().astype(int)]
 
 
-def _window(size: int) -> np.ndarray:
+def tile_window(size: int) -> np.ndarray:
+    """Hann taper of a ``size x size`` tile, scaled to unit mean power."""
     taper = np.hanning(size + 2)[1:-1]  # no zero weights at the tile's edges
     window = np.outer(taper, taper).astype(np.float32)
     return window / np.sqrt(np.mean(window**2))  # unit power: white noise stays at 1
@@ -139,7 +141,7 @@ def tiles_spectrum(tiles: np.ndarray) -> np.ndarray:
     """Smoothed Welch spectrum of ``(n, size, size)`` tiles, mean 1 over the full plane."""
     size = tiles.shape[-1]
     tiles = tiles - tiles.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(scipy.fft.rfft2(tiles * _window(size))) ** 2
+    power = np.abs(scipy.fft.rfft2(tiles * tile_window(size))) ** 2
     power = power.mean(axis=0, dtype=np.float64)
     # Smooth over frequency with (1, 2, 1) / 4 along each axis: periodic along Y, mirrored
     # at the X edges (the spectrum of a real image is symmetric there).

@@ -39,7 +39,12 @@ PAPER_MODALITIES = ("noiseless", "benchmark", "baseline", "noisy", "content", "f
 #: Opt-in modalities: ``spectral`` (NOISY with the style noise's 2-D power spectrum) and
 #: ``faket_spectral`` (FAKET initialised from ``spectral`` instead of NOISY).
 SPECTRAL_MODALITIES = ("spectral", "faket_spectral")
-MODALITIES = PAPER_MODALITIES + SPECTRAL_MODALITIES
+#: Opt-in ablation: ``faket_random`` (the NST step with random VGG-19 weights whatever
+#: ``nst.weights`` says: the paper's FAKET_RANDOM, beside FAKET made another way).
+ABLATION_MODALITIES = ("faket_random",)
+MODALITIES = PAPER_MODALITIES + SPECTRAL_MODALITIES + ABLATION_MODALITIES
+#: ``nst.weights`` values besides a state-dict path.
+NST_WEIGHTS = ("auto", "imagenet", "random", "transfer")
 
 
 class _Strict(BaseModel):
@@ -99,17 +104,20 @@ class NSTSettings(_Strict):
 
     weights: str = Field(
         "auto",
-        description="VGG-19 weights: imagenet, random (seeded), a state-dict path, or auto "
-        "(imagenet if available offline, else random; the choice is recorded in the "
-        "written config, the manifest, the run log and the figures).",
+        description="FAKET's style: imagenet or random (seeded) VGG-19 weights, a "
+        "state-dict path, transfer (no network: a per-tilt transfer function and "
+        "coloured residual noise measured from the noise model's (benchmark, noiseless) "
+        "pairs, see faket.noise.transfer), or auto (imagenet if available offline, else "
+        "transfer; the choice is recorded in the written config, the manifest, the run "
+        "log and the figures).",
     )
 
     @field_validator("weights")
     @classmethod
     def _known_weights(cls, value: str) -> str:
-        if value not in ("auto", "imagenet", "random") and not Path(value).expanduser().is_file():
+        if value not in NST_WEIGHTS and not Path(value).expanduser().is_file():
             raise ValueError(
-                f"{value!r} is neither auto, imagenet, random nor an existing state-dict file"
+                f"{value!r} is neither {', '.join(NST_WEIGHTS)} nor an existing state-dict file"
             )
         return value
 
@@ -166,8 +174,9 @@ class DatasetConfig(_Strict):
     )
     modalities: list[Literal[MODALITIES]] = Field(  # type: ignore[valid-type]
         list(PAPER_MODALITIES),
-        description=f"Modalities to produce: {', '.join(MODALITIES)} (the last two, noise "
-        "with the style noise's 2-D spectrum and FAKET initialised from it, are opt-in).",
+        description=f"Modalities to produce: {', '.join(MODALITIES)} (the last three, noise "
+        "with the style noise's 2-D spectrum, FAKET initialised from it and FAKET with "
+        "random VGG-19 weights, are opt-in).",
     )
     tilt: TiltScheme = Field(default_factory=TiltScheme, description="Tilt scheme (degrees).")
     phantom: PhantomConfig = Field(

@@ -20,15 +20,17 @@ from faket.io import read_mrc, write_text_atomic
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
-from faket.pipeline.preflight import preflight
+from faket.pipeline.preflight import modality_weights, preflight
 from faket.pipeline.steps import (
     NOISE_MODEL,
+    TRANSFER_MODEL,
     modality_steps,
     needed_noise_modes,
     projections_file,
     reconstruction_file,
     specimen_steps,
     tomogram_folder,
+    uses_transfer,
 )
 from faket.progress import bars_visible, stderr_console
 
@@ -187,6 +189,8 @@ def run_dataset(
                 _specimen_job, indices, arguments, client, advance, progress
             )
             summary.records.append(noise_model_step(config, folder))
+            if uses_transfer(config):
+                summary.records.append(transfer_model_step(config, folder))
             advance()
             summary.records += _map_jobs(
                 _modality_job, config.training_indices, arguments, client, advance, progress
@@ -326,6 +330,31 @@ def _drop_model_without_spectrum(path: Path, radial: bool) -> None:
         path.unlink()
 
 
+def transfer_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
+    """Estimate FAKET's transfer model (``nst.weights: transfer``) from the same
+    (benchmark, noiseless) pairs as the noise model."""
+    from faket.noise.transfer import estimate_transfer, save_transfer_model
+
+    sources = config.noise.estimate_from or config.training_indices
+    manifests = [Manifest(tomogram_folder(dataset_dir, i)) for i in sources]
+    digest = settings_hash(
+        "transfer_model",
+        [m.digest("projections_benchmark") for m in manifests],
+        [m.digest("projections_noiseless") for m in manifests],
+    )
+
+    def compute() -> None:
+        read = lambda m, name: read_mrc(m.folder / projections_file(name), mmap=True).data  # noqa: E731
+        model = estimate_transfer(
+            [read(m, "benchmark") for m in manifests], [read(m, "noiseless") for m in manifests]
+        )
+        save_transfer_model(model, dataset_dir / TRANSFER_MODEL)
+
+    return run_step(
+        Manifest(dataset_dir), "transfer_model", digest, (TRANSFER_MODEL,), compute, device="cpu"
+    )
+
+
 def figures_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
     """Paper-style figures of the first training tomogram, in ``DATASET/figures``."""
     index = config.training_indices[0]
@@ -376,8 +405,10 @@ def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     remove_stale_temporaries(figures)
     angles = config.tilt.angles()
     # Which tomogram, and for FAKET which VGG weights: a figure must say what it shows.
-    vgg = f"{config.nst.weights} VGG-19"
-    labels = {name: f"{name} ({vgg})" for name in ("faket", "faket_spectral")}
+    labels = {
+        name: f"{name} ({style_label(modality_weights(name, config.nst.weights))})"
+        for name in ("faket", "faket_spectral", "faket_random")
+    }
     named = {"source": folder.name, "labels": labels}
     stacks = {m: read_mrc(folder / projections_file(m)) for m in config.modalities}
     pixel = next(iter(stacks.values())).voxel_size
@@ -389,6 +420,11 @@ def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     slices = {m: v.data for m, v in volumes.items()}
     plot_reconstruction_slices(slices, figures / FIGURES[2], voxel, **named)
     plot_noise_curves(load_noise_model(Path(dataset_dir) / NOISE_MODEL), figures / FIGURES[3])
+
+
+def style_label(weights: str) -> str:
+    """How a figure or table names a FAKET style: ``imagenet VGG-19``, ``transfer style``."""
+    return "transfer style" if weights == "transfer" else f"{weights} VGG-19"
 
 
 def _append_run_log(folder: Path, summary: RunSummary) -> None:

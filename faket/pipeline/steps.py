@@ -22,7 +22,7 @@ from faket.io import read_mrc, write_mrc, write_tlt
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
-from faket.pipeline.preflight import resolve_nst_weights
+from faket.pipeline.preflight import modality_weights, resolve_nst_weights
 
 PHANTOM_OUTPUTS = (
     "grandmodel.mrc",
@@ -38,14 +38,28 @@ NOISE_MODEL = "noise_model.json"
 #: transfer uses it as its content or initialisation.
 NOISE_MODES = ("baseline", "noisy", "content", "spectral")
 #: Style-transfer modalities: (content, initialisation).
-NST_INPUTS = {"faket": ("content", "noisy"), "faket_spectral": ("content", "spectral")}
+NST_INPUTS = {
+    "faket": ("content", "noisy"),
+    "faket_spectral": ("content", "spectral"),
+    "faket_random": ("content", "noisy"),
+}
+#: The dataset's transfer model (FAKET with ``nst.weights: transfer``).
+TRANSFER_MODEL = "transfer_model.npz"
 
 
-def needed_noise_modes(modalities) -> list[str]:
-    """Noise modes a dataset must produce for ``modalities`` (listed or used by NST)."""
+def uses_transfer(config: DatasetConfig) -> bool:
+    """Whether the dataset's FAKET is made with the ``transfer`` style (no network)."""
+    return "faket" in config.modalities and (
+        modality_weights("faket", resolve_nst_weights(config.nst.weights)) == "transfer"
+    )
+
+
+def needed_noise_modes(modalities, transfer: bool = False) -> list[str]:
+    """Noise modes a dataset must produce for ``modalities`` (listed or used by NST;
+    FAKET in the ``transfer`` style needs none)."""
     needed = set(modalities)
     for name, inputs in NST_INPUTS.items():
-        if name in needed:
+        if name in needed and not (name == "faket" and transfer):
             needed.update(inputs)
     return [mode for mode in NOISE_MODES if mode in needed]
 
@@ -102,7 +116,7 @@ def modality_steps(
     angles = config.tilt.angles()
     seed = derive_seed(config.seed, index, "noise")
     records = []
-    for mode in needed_noise_modes(config.modalities):
+    for mode in needed_noise_modes(config.modalities, uses_transfer(config)):
         records.append(_noise_step(config, manifest, mode, model, model_digest, seed))
     for name in NST_INPUTS:
         if name in config.modalities:
@@ -217,13 +231,15 @@ def compute_identity(device: str) -> dict:
 def _faket_step(
     config, dataset_dir: Path, manifest: Manifest, index: int, device, progress, name="faket"
 ):
+    weights = modality_weights(name, resolve_nst_weights(config.nst.weights))
+    if weights == "transfer":
+        return _transfer_step(config, dataset_dir, manifest, index)
     from faket.style import style_transfer
 
     content_mode, init_mode = NST_INPUTS[name]
     source = config.style_source(index)
     style_manifest = Manifest(tomogram_folder(dataset_dir, source))
-    weights = resolve_nst_weights(config.nst.weights)
-    # The same seed for every style transfer: FAKET_SPECTRAL differs only in its init.
+    # The same seed for every style transfer: they differ only in inputs or weights.
     seed = derive_seed(config.seed, index, "nst")
     arithmetic = compute_identity(device)
     digest = settings_hash(
@@ -259,6 +275,37 @@ def _faket_step(
     info = {"weights": weights, **arithmetic}
     return run_step(
         manifest, f"projections_{name}", digest, (output,), compute, device=device, info=info
+    )
+
+
+def _transfer_step(config, dataset_dir: Path, manifest: Manifest, index: int):
+    """FAKET in the ``transfer`` style: the dataset's transfer model applied to the
+    noiseless projections, moments matched to the style tomogram's tilts."""
+    from faket.noise.transfer import apply_transfer, load_transfer_model
+
+    style_manifest = Manifest(tomogram_folder(dataset_dir, config.style_source(index)))
+    seed = derive_seed(config.seed, index, "nst")
+    digest = settings_hash(
+        "faket-transfer",
+        manifest.digest("projections_noiseless"),
+        style_manifest.digest("projections_benchmark"),
+        Manifest(dataset_dir).digest("transfer_model"),
+        seed,
+    )
+    output = projections_file("faket")
+
+    def compute() -> None:
+        model = load_transfer_model(Path(dataset_dir) / TRANSFER_MODEL)
+        clean = read_mrc(manifest.folder / projections_file("noiseless"))
+        style = read_mrc(style_manifest.folder / projections_file("benchmark"), mmap=True).data
+        mean = np.array([float(np.mean(t, dtype=np.float64)) for t in style])
+        std = np.array([float(np.std(t, dtype=np.float64)) for t in style])
+        stylised = apply_transfer(clean.data, model, seed, mean, std)
+        write_mrc(manifest.folder / output, stylised, clean.voxel_size, stack=True)
+
+    info = {"weights": "transfer", "device": "cpu"}
+    return run_step(
+        manifest, "projections_faket", digest, (output,), compute, device="cpu", info=info
     )
 
 

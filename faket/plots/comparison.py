@@ -45,7 +45,7 @@ def plot_modality_scores(
             axis.plot(np.full(len(seeds), x), seeds, "o", ms=3, color="#08519c", alpha=0.7)
         axis.set_xticks(positions, names, rotation=30, ha="right")
         axis.set(ylim=(0, 1), ylabel="F1 (test tomogram)", title=f"{judge}: {heading}")
-    suffix = f" (FAKET: {weights} VGG weights)" if weights else ""
+    suffix = f" (FAKET: {weights})" if weights else ""
     figure.suptitle(
         f"bars: mean over seeds, whiskers: 95 % interval, dots: seeds{suffix}", fontsize=9
     )
