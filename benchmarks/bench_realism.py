@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/bench_realism.py ctf            # Thon rings: per-tilt CTF fits
     python benchmarks/bench_realism.py snr            # BENCHMARK vs noiseless, small preset
+    python benchmarks/bench_realism.py real           # modalities vs 41 real projections
+    python benchmarks/bench_realism.py small [--dataset DIR]  # vs a held-out BENCHMARK
 
 ``ctf``: the issue's setting (``faket phantom --shape 64 256 256 --voxel-size 5``, default
 microscope at -4 µm, 120 e-/Å²), once over 61 tilts (-60..60 step 2) and once over 41
@@ -18,8 +20,24 @@ tomogram 0): per-tilt Pearson correlation of the BENCHMARK tilt series with the 
 (negated) projections, i.e. the paper's ``r``; ``r² / (1 - r²)`` is the signal-to-noise
 power ratio the noise model sees.
 
-Run a section with ``PYTHONPATH`` pointing at another checkout to measure that version
-(this script uses only ``faket.phantom``, ``faket.microscope`` and ``faket.tomography``).
+``real``: the 41 real TOM/PyTom projections of ``../shared/data/tomo/pytom_p1_projections``
+(100 x 100 px, read as a folder by ``faket.io.read_image_folder``: the ``.em`` files in
+the order and with the angles of ``projectionList.xml``). The even tilts are the style
+data, the odd ones are held out. A phantom (64 x 100 x 100 voxels of 10 Å) is projected
+at the style angles; the noise model is estimated from the style tilts' background
+(outside the central 50 x 50 pixels, where the particle is); BASELINE, NOISY, SPECTRAL,
+FAKET and FAKET_SPECTRAL (random VGG weights, style = the real style tilts) and the
+reference microscope are made at the style angles, and style tilt ``2j`` (simulated tilt
+``j``) is compared with held-out tilt ``2j + 1`` (3 degrees further) by
+:func:`faket.realism.compare_stacks`. The control row compares the real style tilt itself.
+
+``small``: a ``small``-preset dataset with the spectral modalities (made with ``faket run``
+unless ``--dataset`` names one); every modality of every training tomogram against the
+held-out test tomogram's BENCHMARK, tilt series and tomograms (XY slices).
+
+Sections ``ctf`` and ``snr`` use only ``faket.phantom``, ``faket.microscope`` and
+``faket.tomography``: run them with ``PYTHONPATH`` pointing at another checkout to
+measure that version.
 """
 
 from __future__ import annotations
@@ -100,15 +118,129 @@ def snr_section() -> None:
     )
 
 
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "tomo" / "pytom_p1_projections"
+COLUMNS = ("spectrum_log_rms", "mean_spectrum_log_rms", "histogram_w1", "anisotropy_simulated")
+
+
+def _row(name: str, summary: dict, reference_anisotropy: float | None = None) -> str:
+    values = " | ".join(f"{summary[k]:.3f}" for k in COLUMNS)
+    return f"| {name} | {values} | {summary['autocorrelation_error']:.3f} |"
+
+
+def _header(what: str) -> None:
+    print(
+        f"| {what} | spectrum log10 RMS (per tilt) | of the mean spectra | histogram W1 "
+        "| anisotropy (log10) | autocorrelation error |"
+    )
+    print("|---|---|---|---|---|---|")
+
+
+def read_real_projections() -> tuple[np.ndarray, np.ndarray]:
+    """The 41 real projections (n, 100, 100) and their tilt angles (degrees)."""
+    from faket.io import read_image_folder
+
+    if not REAL.is_dir():
+        raise SystemExit(f"{REAL} is not there; the real-data section needs ../shared")
+    folder = read_image_folder(REAL)
+    return folder.data, folder.angles_deg
+
+
+def real_section() -> None:
+    from faket.microscope import simulate_tilt_series
+    from faket.noise import apply_noise, estimate_noise_model_from_background
+    from faket.phantom import make_grand_model
+    from faket.realism import compare_stacks
+    from faket.style import style_transfer
+    from faket.tomography import project
+
+    images, angles = read_real_projections()
+    style, held_out = images[0::2], images[1::2]
+    style_angles = angles[0::2]
+    n = len(held_out)  # style tilt 2j is compared with held-out tilt 2j + 1
+    phantom = make_grand_model({"shape": (64, 100, 100), "voxel_size": 10.0, "seed": 0})
+    volume = np.asarray(phantom.potential, dtype=np.float32)
+    clean = project(volume, style_angles, negate=True)
+    background = np.ones(style.shape[1:], bool)
+    background[25:75, 25:75] = False
+    model = estimate_noise_model_from_background(
+        [style], background, style_angles, order=2, radial=True
+    )
+    stacks = {"a neighbouring real tilt (control)": style}
+    for mode in ("baseline", "noisy", "spectral", "content"):
+        stacks[mode] = apply_noise(clean, model, mode, seed=0)
+    stacks["spectral + radial matching"] = apply_noise(
+        clean, model, "spectral", seed=0, match_radial=True
+    )
+    for name, init in (("faket", "noisy"), ("faket_spectral", "spectral")):
+        stacks[f"{name} (random weights)"] = style_transfer(
+            stacks["content"], style, stacks[init], weights="random", seed=0, device="cpu"
+        )
+    microscope, _ = simulate_tilt_series(volume, 10.0, style_angles, None, seed=0)
+    stacks["reference microscope"] = microscope
+    print(
+        f"style: {len(style)} even tilts; held out: {n} odd tilts; noise spectrum "
+        f"{model.spectrum.size} px tiles"
+    )
+    _header("compared with held-out real tilts")
+    for name, stack in stacks.items():
+        if name != "content":
+            print(_row(name, compare_stacks(stack[:n], held_out).summary))
+    reference = compare_stacks(style[:n], held_out).summary["anisotropy_reference"]
+    print(f"held-out anisotropy (log10): {reference:.3f}")
+
+
+def small_section(dataset: str | None) -> None:
+    from faket.io import read_mrc
+    from faket.pipeline import preset, run_dataset
+    from faket.pipeline.config import MODALITIES, load_dataset_config
+    from faket.realism import compare_stacks
+
+    if dataset is None:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="faket-small-"))
+        config = preset("small").model_copy(update={"modalities": list(MODALITIES)})
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        run_dataset(config, folder, progress=False)
+        print(
+            f"faket run small with every modality: {time.perf_counter() - wall:.0f} s "
+            f"({_cpu_seconds() - cpu:.0f} CPU s) in {folder}"
+        )
+    else:
+        folder = Path(dataset)
+        config = load_dataset_config(folder / "dataset_config.yaml")
+    test = folder / f"tomo_{config.test_index:03d}"
+    for kind, pattern in (
+        ("tilt series", "projections_{}.mrc"),
+        ("tomogram XY slices", "reconstruction_{}.mrc"),
+    ):
+        reference = read_mrc(test / pattern.format("benchmark")).data
+        _header(f"{kind} vs held-out BENCHMARK ({test.name})")
+        for modality in config.modalities:
+            summaries = [
+                compare_stacks(
+                    read_mrc(folder / f"tomo_{i:03d}" / pattern.format(modality)).data, reference
+                ).summary
+                for i in config.training_indices
+            ]
+            mean = {k: float(np.mean([s[k] for s in summaries])) for k in summaries[0]}
+            print(_row(modality, mean))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("section", choices=["ctf", "snr"])
+    parser.add_argument("section", choices=["ctf", "snr", "real", "small"])
     parser.add_argument("--seeds", type=int, default=3, help="microscope seeds (ctf)")
+    parser.add_argument("--dataset", help="existing small dataset with every modality (small)")
     args = parser.parse_args()
     if args.section == "ctf":
         ctf_section(args.seeds)
-    else:
+    elif args.section == "snr":
         snr_section()
+    elif args.section == "real":
+        real_section()
+    else:
+        small_section(args.dataset)
 
 
 if __name__ == "__main__":

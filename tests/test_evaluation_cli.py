@@ -102,6 +102,9 @@ def test_train_predict_segment_locate_and_experiment(tmp_path, capsys):
     )
 
     results = tmp_path / "results"
+    realism = {m: {"spectrum_log_rms": x, "histogram_w1": x / 2} for m, x in [("faket", 0.3)]}
+    report = {"modalities": {m: {"summary": v} for m, v in realism.items()}}
+    (dataset / "realism.json").write_text(json.dumps(report))  # as faket run writes it
     argv = ["experiment", str(dataset), "-o", str(results), "--modalities", "benchmark"]
     argv += ["faket", "--seeds", "2", "--epochs", "1", "--settings", str(_settings(tmp_path))]
     argv += ["--classify-settings", str(_classify_settings(tmp_path)), "--bootstrap", "200"]
@@ -127,6 +130,9 @@ def test_train_predict_segment_locate_and_experiment(tmp_path, capsys):
     assert summary["rank_correlation"]["localization_f1"]["seed_sets"] == [[0], [1]]
     assert summary["settings"]["exclusion_convention"] == "shrec"  # the paper preset
     assert set(summary["data_cost"]) == {"benchmark", "faket"}
+    assert summary["realism"] == {"benchmark": None, "faket": realism["faket"]}
+    assert "| 0.300 | 0.150 |" in (results / "table.md").read_text()
+    assert (results / "realism_vs_f1.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert "DeepFinder" in out and "Subtomogram classifier" in out
     # Resuming trains nothing: the runs are read back and the table comes out the same.

@@ -19,7 +19,7 @@ from faket.cli.main import main
 from faket.errors import FaketError
 from faket.io import read_mrc
 from faket.pipeline import commented_yaml, parse_dataset_config, preset, run_dataset
-from faket.pipeline.config import MODALITIES
+from faket.pipeline.config import MODALITIES, PAPER_MODALITIES
 
 TINY = {
     "name": "tiny",
@@ -35,6 +35,9 @@ TINY = {
     },
     "nst": {"weights": "random"},
     "reconstruction": {"filter": "ramp"},
+    # The spectral modality of the fixture also matches radial spectra (paper modalities
+    # are unaffected; the noise model then also holds the style's radial spectra).
+    "noise": {"match_radial_spectrum": True},
 }
 
 
@@ -44,7 +47,8 @@ NO_FAKET = {**TINY, "modalities": ["noiseless", "benchmark", "baseline", "noisy"
 
 def _digests(folder: Path) -> dict[str, str]:
     """SHA-256 of every data file under ``folder`` (not logs, manifests or figures)."""
-    skip = {"manifest.json", "run_log.csv", "dataset_config.yaml"}
+    # realism.json summarises the dataset's modality list, which differs between configs.
+    skip = {"manifest.json", "run_log.csv", "dataset_config.yaml", "realism.json"}
     return {
         str(path.relative_to(folder)): hashlib.sha256(_content(path)).hexdigest()
         for path in sorted(folder.rglob("*"))
@@ -62,9 +66,22 @@ def _content(path: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
+    # Every modality: the paper's and the opt-in spectral ones.
     folder = tmp_path_factory.mktemp("dataset")
-    summary = run_dataset(parse_dataset_config(TINY), folder, progress=False)
+    config = parse_dataset_config({**TINY, "modalities": list(MODALITIES)})
+    summary = run_dataset(config, folder, progress=False)
     return folder, summary
+
+
+def test_the_default_modalities_are_the_papers():
+    config = parse_dataset_config({})
+    assert config.modalities == list(PAPER_MODALITIES)
+    # Datasets made before the radial option keep the noise model's hash (and all after it).
+    assert config.noise.hashed() == {"estimate_from": None, "order": 2}
+    radial = parse_dataset_config({"noise": {"match_radial_spectrum": True}}).noise.hashed()
+    assert radial["match_radial_spectrum"] is True
+    assert set(PAPER_MODALITIES) < set(MODALITIES)
+    assert {"spectral", "faket_spectral", "faket_random"} == set(MODALITIES) - set(PAPER_MODALITIES)
 
 
 def test_every_file_of_the_layout_is_produced(tiny_dataset):
@@ -88,6 +105,74 @@ def test_every_file_of_the_layout_is_produced(tiny_dataset):
         )
     assert not (folder / "tomo_002" / "projections_faket.mrc").exists()  # test: BENCHMARK only
     assert all(record.ran for record in summary.records)
+
+
+def test_spectral_modalities_colour_the_noise_and_initialise_the_style_transfer(tiny_dataset):
+    from faket.noise import apply_noise, load_noise_model
+    from faket.noise.radial import radial_profile
+    from faket.pipeline.steps import derive_seed
+
+    folder, _ = tiny_dataset
+    model = load_noise_model(folder / "noise_model.json")
+    assert model.spectrum is not None
+    tomogram = folder / "tomo_000"
+    spectral, noisy, clean, faket, faket_spectral = (
+        read_mrc(tomogram / f"projections_{m}.mrc").data
+        for m in ("spectral", "noisy", "noiseless", "faket", "faket_spectral")
+    )
+    # SPECTRAL is the library's spectral noise (radially matched, as configured) with the
+    # tomogram's noise seed.
+    seed = derive_seed(0, 0, "noise")
+    expected = apply_noise(clean, model, "spectral", seed, match_radial=True)
+    np.testing.assert_array_equal(spectral, expected)
+    for i in (0, 6, 12):
+        target = model.spectrum.radial(i)
+        measured = radial_profile(spectral[i], len(target))
+        np.testing.assert_allclose(measured[1:], target[1:] / target[1:].mean(), rtol=1e-3)
+    np.testing.assert_allclose(spectral.std(axis=(1, 2)), noisy.std(axis=(1, 2)), rtol=1e-4)
+
+    def correlation(a, b):
+        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+    # Each style transfer stays close to its own initialisation (one Adam step).
+    assert correlation(faket_spectral, spectral) > correlation(faket_spectral, noisy) + 0.1
+    assert correlation(faket, noisy) > correlation(faket, spectral) + 0.1
+
+
+def test_run_reports_the_realism_of_every_modality(tiny_dataset):
+    from faket.realism.dataset import modality_realism, realism_summaries
+    from faket.realism.metrics import compare_stacks
+
+    folder, _ = tiny_dataset
+    report = json.loads((folder / "realism.json").read_text())
+    assert set(report["modalities"]) == set(MODALITIES)
+    assert report["tomograms"] == ["tomo_000", "tomo_001"]
+    assert (folder / "figures" / "realism.png").read_bytes()[:4] == b"\x89PNG"
+    noisy = modality_realism(folder, "noisy")
+    # The mean over the training tomograms of each tomogram's comparison with its BENCHMARK.
+    expected = [
+        compare_stacks(
+            read_mrc(folder / t / "projections_noisy.mrc").data,
+            read_mrc(folder / t / "projections_benchmark.mrc").data,
+        ).summary["spectrum_log_rms"]
+        for t in ("tomo_000", "tomo_001")
+    ]
+    assert noisy["spectrum_log_rms"] == pytest.approx(np.mean(expected))
+    # Noise with the style noise's spectrum looks more like the style than white noise.
+    spectral = modality_realism(folder, "spectral")
+    assert spectral["mean_spectrum_log_rms"] < noisy["mean_spectrum_log_rms"]
+    with pytest.raises(FaketError, match="no 'nonsense'"):
+        modality_realism(folder, "nonsense")
+    # A dataset without realism.json (made before it) is measured from its config.
+    saved = realism_summaries(folder)
+    report_file = folder / "realism.json"
+    kept = report_file.read_bytes()
+    report_file.unlink()
+    try:
+        assert realism_summaries(folder) == saved  # JSON keeps floats exactly
+        assert not report_file.exists()  # reading never writes into the dataset
+    finally:
+        report_file.write_bytes(kept)
 
 
 def test_tomograms_differ_and_style_comes_from_another_tomogram(tiny_dataset):
@@ -136,8 +221,11 @@ def test_the_weights_used_are_recorded_everywhere(tiny_dataset):
         yaml.safe_load((folder / "dataset_config.yaml").read_text())["nst"]["weights"] == "random"
     )
     entry = json.loads((folder / "tomo_000" / "manifest.json").read_text())["steps"]
+    # Facts about how a step's outputs were made sit under "info" (as datacost reads them).
     assert entry["projections_faket"]["info"]["weights"] == "random"
     assert entry["projections_faket"]["info"]["threads"] >= 1
+    assert entry["projections_faket_spectral"]["info"]["weights"] == "random"
+    assert entry["projections_faket_random"]["info"]["weights"] == "random"
     assert "weights=random" in (folder / "run_log.csv").read_text()
     assert any(r.details.get("weights") == "random" for r in summary.records)
 
@@ -166,6 +254,7 @@ def test_another_thread_count_or_a_truncated_file_redoes_only_those_steps(tiny_d
         ("tomo_000", "reconstruction_faket"),
         ("tomo_001", "reconstruction_faket"),
         (copy.name, "figures"),
+        (copy.name, "realism"),  # it reads the FAKET projections
     }
     restored = read_mrc(truncated).data
     np.testing.assert_array_equal(restored, read_mrc(folder / truncated.relative_to(copy)).data)

@@ -71,4 +71,18 @@ def test_data_cost_sums_a_modalitys_own_steps_over_training_tomograms(tmp_path):
     baseline = data_cost(root, "baseline")  # nothing recorded for it
     assert baseline.n_steps == 1 and len(baseline.missing) == 4
     assert vgg_weights(root) == "random"
-    assert modality_steps("spectral") == (("projections_spectral", "reconstruction_spectral"), ())
+    # The spectral modalities need the noise model (its spectrum) like NOISY and FAKET.
+    assert modality_steps("spectral") == (
+        ("projections_spectral", "reconstruction_spectral"),
+        ("noise_model",),
+    )
+    assert modality_steps("faket_spectral")[0] == (
+        "projections_spectral",
+        "projections_content",
+        "projections_faket_spectral",
+        "reconstruction_faket_spectral",
+    )
+    assert modality_steps("benchmark") == (
+        ("projections_benchmark", "reconstruction_benchmark"),
+        (),
+    )

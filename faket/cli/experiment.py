@@ -68,8 +68,10 @@ def experiment_command(
 
     Every number is reported as mean over seeds [95 % bootstrap interval resampling test
     particles and seeds] ± seed standard deviation, with paired differences between
-    modalities, each modality's data cost and the ranking's stability across seeds.
-    Writes table.md, table.json, f1_by_modality.png, experiment_config.json; DeepFinder
+    modalities, each modality's data cost and realism (spectrum log RMS and histogram W1
+    against the BENCHMARK style data, from the dataset's realism.json) and the ranking's
+    stability across seeds. Writes table.md, table.json, f1_by_modality.png,
+    realism_vs_f1.png, experiment_config.json; DeepFinder
     runs in MODALITY/seed_N/ with table.csv/table.txt, per_class_f1.png,
     validation_curves.png, confusion_MODALITY.png; classifier runs in
     classify/MODALITY/seed_N/. Finished runs are reused, so an interrupted experiment

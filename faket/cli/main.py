@@ -50,6 +50,7 @@ COMMAND_MODULES = {
     "style": "style",
     "phantom": "phantom",
     "microscope": "microscope",
+    "compare": "compare",
     "config": "config",
     "run": "run",
     "demo": "run",

@@ -22,7 +22,8 @@ from faket.errors import FaketError
 from faket.io import read_angles, read_mrc, tilt_range, write_tlt
 
 noise_app = typer.Typer(
-    help="Tilt-dependent noise models (FakET): estimate, apply (BASELINE/NOISY/CONTENT), plot.",
+    help="Tilt-dependent noise models (FakET): estimate, apply (BASELINE/NOISY/CONTENT, "
+    "and SPECTRAL: noise with the style's 2-D power spectrum), plot.",
     no_args_is_help=True,
 )
 
@@ -33,6 +34,7 @@ class Mode(str, Enum):
     baseline = "baseline"
     noisy = "noisy"
     content = "content"
+    spectral = "spectral"
 
 
 def _parse_box(text: str) -> tuple[int, int, int, int]:
@@ -108,12 +110,23 @@ def estimate_command(
     box: list[str] | None = typer.Option(
         None, "--box", help="Region x0,y0,x1,y1 in pixels (half-open); repeat for more."
     ),
+    spectrum: bool = typer.Option(
+        True,
+        "--spectrum/--no-spectrum",
+        help="Also measure the noise's 2-D power spectrum per tilt (for --mode spectral).",
+    ),
+    radial_spectrum: bool = typer.Option(
+        False,
+        "--radial-spectrum",
+        help="Also measure the style tilts' radial power spectrum (for apply --match-radial).",
+    ),
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Estimate per-tilt noise statistics and aggregate them into a noise model (JSON).
 
-    With --clean, style and noiseless files are paired by position.
+    With --clean, style and noiseless files are paired by position; the noise spectrum is
+    that of the residual style - r * clean.
 
     Without --clean (real data), noise is measured on --mask/--box regions
     that must show no specimen structure.
@@ -136,7 +149,14 @@ def estimate_command(
     n_tilts = read_mrc(style[0], mmap=True, ndim=3).data.shape[0]
     tilt_angles = _estimation_angles(angles, inputs, n_tilts)
     model = estimate_noise_model_files(
-        style, clean or None, tilt_angles, order, mask=region, show_progress=not quiet
+        style,
+        clean or None,
+        tilt_angles,
+        order,
+        mask=region,
+        show_progress=not quiet,
+        spectrum=spectrum,
+        radial=radial_spectrum,
     )
     save_noise_model(model, output, overwrite=overwrite)
     if not quiet:
@@ -147,7 +167,12 @@ def estimate_command(
 def apply_command(
     noiseless: Path = typer.Argument(..., help="Noiseless tilt series (MRC, n_tilts Y X)."),
     model_path: Path = typer.Option(..., "--model", help="Noise model JSON."),
-    mode: Mode = typer.Option(..., "--mode", help="Modality to produce."),
+    mode: Mode = typer.Option(
+        ...,
+        "--mode",
+        help="Modality: baseline, noisy, content (the paper's white noise) or spectral "
+        "(noisy with the style noise's 2-D power spectrum).",
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Output tilt series (MRC)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
     style: Path | None = typer.Option(
@@ -159,11 +184,17 @@ def apply_command(
         help="Angles of the input (any angle file --angles takes elsewhere), checked "
         "against the model's (default: the .tlt beside the input, if any).",
     ),
+    match_radial: bool = typer.Option(
+        False,
+        "--match-radial",
+        help="With --mode spectral: also match each tilt's radial power spectrum to the "
+        "style's, as SHREC's simulator did (model from estimate --radial-spectrum).",
+    ),
     voxel_size: float | None = VoxelSizeOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
-    """Add tilt-dependent Gaussian noise (BASELINE / NOISY / CONTENT) to noiseless tilts.
+    """Add tilt-dependent Gaussian noise (BASELINE / NOISY / CONTENT / SPECTRAL) to noiseless tilts.
 
     Works tilt by tilt from a memory map; writes the output and its .tlt file atomically.
     """
@@ -187,6 +218,7 @@ def apply_command(
         style_path=require_input(style) if style is not None else None,
         overwrite=overwrite,
         show_progress=not quiet,
+        match_radial=match_radial,
         voxel_size=pixel,
     )
     write_tlt(tlt, model.angles_deg)

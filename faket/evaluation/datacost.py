@@ -25,11 +25,22 @@ from faket.pipeline.manifest import Manifest
 #: always added.
 TOMOGRAM_STEPS: dict[str, tuple[str, ...]] = {
     "faket": ("projections_noisy", "projections_content", "projections_faket"),
+    "faket_spectral": (
+        "projections_spectral",
+        "projections_content",
+        "projections_faket_spectral",
+    ),
+    "faket_random": ("projections_noisy", "projections_content", "projections_faket_random"),
 }
 #: Dataset-level steps a modality needs (the noise model for the noise-based ones).
 DATASET_STEPS: dict[str, tuple[str, ...]] = {
-    name: ("noise_model",) for name in ("baseline", "noisy", "content", "faket")
+    name: ("noise_model",)
+    for name in ("baseline", "noisy", "content", "faket", "spectral", "faket_spectral")
+    + ("faket_random",)
 }
+#: FAKET in the ``transfer`` style (no network): its own projections from the noiseless
+#: ones and the dataset's transfer model.
+TRANSFER_STEPS = (("projections_faket", "reconstruction_faket"), ("transfer_model",))
 
 
 def modality_steps(modality: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -128,12 +139,14 @@ def _device_label(entry: dict) -> str | None:
 def data_cost(dataset_dir: str | os.PathLike[str], modality: str) -> DataCost:
     """The cost of ``modality``'s training data in a ``faket run`` dataset."""
     split = dataset_split(dataset_dir, validation=False)
+    dataset_manifest = Manifest(Path(dataset_dir)).steps
     per_tomogram, dataset_level = modality_steps(modality)
+    if modality == "faket" and "transfer_model" in dataset_manifest:
+        per_tomogram, dataset_level = TRANSFER_STEPS
     entries: list[tuple[str, dict | None]] = []
     for folder in split.train:
         steps = Manifest(folder).steps
         entries += [(f"{folder.name}/{s}", steps.get(s)) for s in per_tomogram]
-    dataset_manifest = Manifest(Path(dataset_dir)).steps
     entries += [(s, dataset_manifest.get(s)) for s in dataset_level]
     cost = DataCost()
     for where, entry in entries:
@@ -152,19 +165,26 @@ def data_cost(dataset_dir: str | os.PathLike[str], modality: str) -> DataCost:
 
 
 def vgg_weights(dataset_dir: str | os.PathLike[str]) -> str:
-    """The VGG-19 weights the dataset's FAKET projections were made with.
+    """The style each of the dataset's FAKET modalities was made with, e.g. ``transfer``
+    or ``faket: transfer; faket_random: random`` (VGG-19 weights, or ``transfer`` for
+    the network-free style).
 
-    From the manifests (``projections_faket`` records them); for datasets made before
+    From the manifests (``projections_faket*`` record them); for datasets made before
     that, the config's ``nst.weights`` unless it is ``auto``; else ``unknown``.
     """
     split = dataset_split(dataset_dir, validation=False)
-    used = []
+    used: dict[str, list[str]] = {}
     for folder in split.train:
-        entry = Manifest(folder).steps.get("projections_faket") or {}
-        weights = (entry.get("info") or {}).get("weights")
-        if weights and weights not in used:
-            used.append(str(weights))
+        steps = Manifest(folder).steps
+        for name in ("projections_faket", "projections_faket_spectral", "projections_faket_random"):
+            weights = ((steps.get(name) or {}).get("info") or {}).get("weights")
+            found = used.setdefault(name[len("projections_") :], [])
+            if weights and str(weights) not in found:
+                found.append(str(weights))
+    used = {name: found for name, found in used.items() if found}
+    if len(used) == 1:
+        return ", ".join(next(iter(used.values())))
     if used:
-        return ", ".join(used)
+        return "; ".join(f"{name}: {', '.join(found)}" for name, found in used.items())
     configured = load_dataset_config(Path(dataset_dir) / DATASET_CONFIG).nst.weights
     return configured if configured != "auto" else "unknown"

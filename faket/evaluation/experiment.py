@@ -29,7 +29,17 @@ from faket.evaluation.training import TrainConfig, TrainResult, predict_and_scor
 from faket.io import atomic_path, write_shrec_particles, write_text_atomic
 
 #: Modalities a network can be trained on (the dataset's reconstructions).
-MODALITIES = ("benchmark", "faket", "noisy", "baseline", "content", "noiseless")
+MODALITIES = (
+    "benchmark",
+    "faket",
+    "noisy",
+    "baseline",
+    "content",
+    "noiseless",
+    "spectral",
+    "faket_spectral",
+    "faket_random",
+)
 TEST_MODALITY = "benchmark"
 
 

@@ -17,7 +17,13 @@ Layout of ``table.json``:
   ``classification_f1_macro``;
 - ``data_cost.<name>``: wall time, peak memory and devices of making each modality's
   training data (:mod:`faket.evaluation.datacost`); ``vgg_weights``: the weights the
-  dataset's FAKET modality used; ``settings``: seeds, bootstrap, scoring settings.
+  dataset's FAKET modality used; ``settings``: seeds, bootstrap, scoring settings;
+- ``realism.<name>``: how real the modality's training projections look, from the
+  dataset's ``realism.json`` (:func:`faket.realism.dataset.realism_summaries`: spectrum
+  log10-ratio RMS, histogram W1, anisotropy and autocorrelation errors against the same
+  tomograms' BENCHMARK projections; null when not measured), and
+  ``realism_rank_correlation.<judge>``: Spearman correlation over the modalities between
+  the spectrum log RMS and the judge's main F1 (negative: the more real, the better).
 
 Without the DeepFinder judge the top-level ``modalities``/``differences``/
 ``rank_correlation`` are absent; without the classifier, ``classify`` is.
@@ -27,11 +33,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from faket.errors import FaketError
 from faket.evaluation.datacost import DataCost, data_cost, vgg_weights
 from faket.evaluation.experiment import summary_table, write_summary
 from faket.evaluation.resampling import (
@@ -48,6 +56,7 @@ from faket.evaluation.statistics import (
     spearman,
 )
 from faket.io import write_text_atomic
+from faket.realism.dataset import realism_summaries
 
 #: Metrics whose ranking stability is reported, per judge.
 RANKED = {
@@ -68,7 +77,16 @@ COLUMNS = {
         ("accuracy", "accuracy"),
     ),
 }
-TABLE_FILES = {"json": "table.json", "markdown": "table.md", "figure": "f1_by_modality.png"}
+#: Realism columns of ``table.md`` (keys of the dataset's realism summaries): (key, heading).
+REALISM_COLUMNS = (("spectrum_log_rms", "spectrum log RMS"), ("histogram_w1", "histogram W1"))
+#: The F1 each judge's realism rank correlation uses.
+MAIN_METRIC = {"deepfinder": "localization_f1", "classify": "classification_f1_macro"}
+TABLE_FILES = {
+    "json": "table.json",
+    "markdown": "table.md",
+    "figure": "f1_by_modality.png",
+    "realism_figure": "realism_vs_f1.png",
+}
 
 
 def _by_modality(runs, key):
@@ -104,6 +122,34 @@ def _judge_section(boot: BootstrapResult, seeds: Sequence[int], judge: str, extr
     return {"modalities": modalities, "differences": differences, "rank_correlation": ranks}
 
 
+def realism_columns(dataset_dir: str | os.PathLike[str], names: Sequence[str]) -> dict:
+    """``realism.<name>`` of ``table.json``: each modality's realism summary or None.
+
+    A dataset whose realism cannot be read or measured gives None everywhere, with a
+    warning: the scores stay valid without it.
+    """
+    try:
+        summaries = realism_summaries(dataset_dir)
+    except FaketError as err:
+        warnings.warn(f"no realism numbers in the table: {err}", RuntimeWarning, stacklevel=2)
+        summaries = {}
+    return {name: summaries.get(name) for name in names}
+
+
+def realism_rank_correlation(section: dict, realism: dict, judge: str) -> dict:
+    """Spearman correlation over modalities of the spectrum log RMS with the judge's F1."""
+    metric = MAIN_METRIC[judge]
+    shared = [m for m, entry in section["modalities"].items() if realism.get(m) and metric in entry]
+    rms = [realism[m]["spectrum_log_rms"] for m in shared]
+    scores = [section["modalities"][m][metric]["mean"] for m in shared]
+    return {
+        "realism": "spectrum_log_rms",
+        "metric": metric,
+        "modalities": shared,
+        "spearman": spearman(rms, scores),
+    }
+
+
 def summarise(
     runs,
     dataset_dir: str | os.PathLike[str],
@@ -130,6 +176,7 @@ def summarise(
         },
         "vgg_weights": vgg_weights(dataset_dir),
         "data_cost": {m: data_cost(dataset_dir, m).as_dict() for m in names},
+        "realism": realism_columns(dataset_dir, names),
     }
     if runs.deepfinder:
         layout = deepfinder_layout([r.scores for r in runs.deepfinder])
@@ -164,6 +211,13 @@ def summarise(
         summary["settings"]["n_test_boxes"] = len(runs.classify[0].predictions)
     if runs.deepfinder and runs.classify:
         summary["judge_agreement"] = judge_agreement(summary)
+    sections = {"deepfinder": summary if runs.deepfinder else None}
+    sections["classify"] = summary.get("classify")
+    summary["realism_rank_correlation"] = {
+        judge: realism_rank_correlation(section, summary["realism"], judge)
+        for judge, section in sections.items()
+        if section is not None
+    }
     return summary
 
 
@@ -186,17 +240,25 @@ def _cell(entry: dict | None) -> str:
     return text
 
 
+def _realism_cells(realism: dict | None) -> list[str]:
+    return [
+        f"{realism[key]:.3f}" if realism and realism.get(key) is not None else "n/a"
+        for key, _ in REALISM_COLUMNS
+    ]
+
+
 def _section(summary: dict, section: dict, judge: str, title: str) -> list[str]:
     columns = COLUMNS[judge]
+    headings = [h for _, h in REALISM_COLUMNS] + [h for _, h in columns]
     lines = [f"## {title}", ""]
-    lines.append(
-        "| training data | data cost | " + " | ".join(h for _, h in columns) + " | best epoch |"
-    )
-    lines.append("|---" * (len(columns) + 3) + "|")
+    lines.append("| training data | data cost | " + " | ".join(headings) + " | best epoch |")
+    lines.append("|---" * (len(headings) + 3) + "|")
+    realism = summary.get("realism") or {}
     for name, entry in section["modalities"].items():
         cost = summary["data_cost"].get(name)
         described = DataCost.from_dict(cost).describe() if cost else "n/a"
-        cells = [_cell(entry.get(metric)) for metric, _ in columns]
+        cells = _realism_cells(realism.get(name))
+        cells += [_cell(entry.get(metric)) for metric, _ in columns]
         lines.append(
             f"| {name} | {described} | "
             + " | ".join(cells)
@@ -214,8 +276,20 @@ def _section(summary: dict, section: dict, judge: str, title: str) -> list[str]:
         rho = result["spearman"]
         sets = " vs ".join("{" + ", ".join(map(str, s)) + "}" for s in result["seed_sets"])
         ranks.append(f"{metric} {rho:.2f}" if rho is not None else f"{metric} n/a")
-    lines += ["", f"Ranking stability (Spearman, seed sets {sets}): " + "; ".join(ranks) + ".", ""]
+    lines += ["", f"Ranking stability (Spearman, seed sets {sets}): " + "; ".join(ranks) + "."]
+    lines += [_realism_sentence(summary, judge), ""]
     return lines
+
+
+def _realism_sentence(summary: dict, judge: str) -> str:
+    result = (summary.get("realism_rank_correlation") or {}).get(judge)
+    if not result or result["spearman"] is None:
+        return "Realism vs. F1: not enough modalities with realism numbers to rank."
+    return (
+        f"Realism vs. F1 (Spearman over {len(result['modalities'])} modalities, spectrum log "
+        f"RMS against {result['metric']}; negative: the more real, the better): "
+        f"{result['spearman']:.2f}."
+    )
 
 
 def table_markdown(summary: dict) -> str:
@@ -224,12 +298,18 @@ def table_markdown(summary: dict) -> str:
     lines = [
         "# Training data vs. particle picking (Table 1 analogue)",
         "",
-        f"FAKET modality made with VGG-19 weights: **{summary['vgg_weights']}**. "
+        f"FAKET made with (VGG-19 weights, or the network-free transfer style): "
+        f"**{summary['vgg_weights']}**. "
         f"Seeds per modality: {', '.join(map(str, settings['seeds']))}. Cells: mean over "
         f"seeds [{settings['interval']}, {settings['replicates']} replicates] ± seed "
         f"standard deviation. Excluded classes: {', '.join(settings['exclude']) or 'none'} "
         f"(exclusion convention: {settings['exclusion_convention']}). Data cost: wall time "
-        "summed over the modality's own steps on the training tomograms, peak memory, device.",
+        "summed over the modality's own steps on the training tomograms, peak memory, device. "
+        "Realism (the dataset's realism.json; lower is more real): RMS over frequency of the "
+        "log10 ratio of the radially averaged power spectra, and the Wasserstein-1 distance "
+        "of the standardised histograms, of each modality's training projections against "
+        "the same tomograms' BENCHMARK projections (the style data), tilt by tilt; "
+        "BENCHMARK's own row compares the test tomogram's projections (another specimen).",
         "",
     ]
     if "modalities" in summary:
@@ -248,7 +328,8 @@ def table_markdown(summary: dict) -> str:
 
 
 def write_tables(results: Path, runs, summary: dict) -> None:
-    """``table.json``, ``table.md``, ``f1_by_modality.png`` and the DeepFinder files of
+    """``table.json``, ``table.md``, ``f1_by_modality.png``, ``realism_vs_f1.png`` (when
+    the dataset has realism numbers) and the DeepFinder files of
     :func:`faket.evaluation.experiment.write_summary`."""
     from faket.plots.comparison import plot_modality_scores
 
@@ -265,3 +346,13 @@ def write_tables(results: Path, runs, summary: dict) -> None:
     if "classify" in summary:
         panels.append(("classifier", summary["classify"]["modalities"], *COLUMNS["classify"][0]))
     plot_modality_scores(panels, results / TABLE_FILES["figure"], weights=summary["vgg_weights"])
+    if any(summary.get("realism", {}).values()):
+        from faket.plots.comparison import plot_realism_vs_scores
+
+        plot_realism_vs_scores(
+            [
+                (judge, modalities, metric, heading, summary["realism"])
+                for judge, modalities, metric, heading in panels
+            ],
+            results / TABLE_FILES["realism_figure"],
+        )

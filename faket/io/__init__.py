@@ -15,6 +15,7 @@ from faket.io.angles import (
     write_tlt,
 )
 from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
+from faket.io.image_folder import ImageFolder, read_image_folder
 from faket.io.mapped import MrcStackWriter, release_pages
 from faket.io.mrc import (
     SUPPORTED_DTYPES,
@@ -57,6 +58,7 @@ __all__ = [
     "ANGLE_SUFFIXES",
     "COLUMNS",
     "SUPPORTED_DTYPES",
+    "ImageFolder",
     "MrcData",
     "MrcStackWriter",
     "atomic_path",
@@ -69,6 +71,7 @@ __all__ = [
     "is_tilt_series",
     "mrc_summary",
     "read_angles",
+    "read_image_folder",
     "read_mrc",
     "read_particles",
     "read_particles_csv",

@@ -1,4 +1,4 @@
-"""Tilt-dependent Gaussian noise: the BASELINE, NOISY and CONTENT modalities.
+"""Tilt-dependent Gaussian noise: the BASELINE, NOISY, CONTENT and SPECTRAL modalities.
 
 Each noiseless tilt is standardized, multiplied by ``r``, Gaussian noise of std ``sigma``
 is added, and the result is shifted and scaled to the target mean and std of that tilt
@@ -14,11 +14,17 @@ is added, and the result is shifted and scaled to the target mean and std of tha
     The model's tilt-dependent curves (order 2 by default, paper sec. 3.2).
 ``content``
     ``noisy`` with 0.25 x ``sigma``: the content image of the FAKET style transfer.
+``spectral``
+    ``noisy`` whose noise has the style noise's 2-D power spectrum (the model's
+    :class:`~faket.noise.spectrum.NoiseSpectrum` at that tilt) instead of being white; the
+    same ``r`` and ``sigma``. Not in the paper: real noise is coloured and anisotropic.
+    With ``match_radial``, each tilt's radial power spectrum is then matched to the
+    style's, as SHREC's simulator did (:mod:`faket.noise.radial`).
 
 Noise is drawn tilt by tilt from a generator seeded by ``(seed, tilt index)``, so the
 result does not depend on how the stack is processed, and ``noisy`` and ``content`` with
 the same seed share the same noise realisation (as in the paper, "the same noise, 1/4 of
-the std").
+the std"). ``spectral`` draws its noise in Fourier space from the same per-tilt generator.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ import numpy as np
 from faket.errors import FaketError
 from faket.io import release_pages
 from faket.noise.model import NoiseModel
+from faket.noise.radial import match_radial as match_radial_spectrum
+from faket.noise.spectrum import coloured_noise
 from faket.progress import progress
 
 __all__ = [
@@ -45,7 +53,7 @@ __all__ = [
     "tilt_generator",
 ]
 
-MODES = ("baseline", "noisy", "content")
+MODES = ("baseline", "noisy", "content", "spectral")
 CONTENT_NOISE_FACTOR = 0.25
 
 
@@ -55,7 +63,7 @@ def noise_parameters(model: NoiseModel, mode: str) -> tuple[np.ndarray, np.ndarr
     Parameters
     ----------
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
 
     Returns
     -------
@@ -76,7 +84,7 @@ def noise_parameters(model: NoiseModel, mode: str) -> tuple[np.ndarray, np.ndarr
         return np.full_like(r, r.mean()), np.full_like(sigma, sigma.mean())
     if mode == "content":
         return r.copy(), sigma * CONTENT_NOISE_FACTOR
-    return r.copy(), sigma.copy()
+    return r.copy(), sigma.copy()  # noisy, spectral
 
 
 def tilt_generator(seed: int, tilt_index: int) -> np.random.Generator:
@@ -97,7 +105,11 @@ def _standardized(tilt: np.ndarray) -> np.ndarray:
 
 
 def synthesize_tilt(
-    clean: np.ndarray, r: float, sigma: float, rng: np.random.Generator
+    clean: np.ndarray,
+    r: float,
+    sigma: float,
+    rng: np.random.Generator,
+    spectrum: np.ndarray | None = None,
 ) -> np.ndarray:
     """``r * standardize(clean) + sigma * N(0, 1)``, before matching mean and std.
 
@@ -106,6 +118,9 @@ def synthesize_tilt(
     clean : array, shape (Y, X)
     r, sigma : float
     rng : numpy Generator
+    spectrum : array, shape (G, G // 2 + 1), optional
+        Power spectrum of the noise (:func:`faket.noise.spectrum.coloured_noise`); default
+        white.
 
     Returns
     -------
@@ -113,7 +128,10 @@ def synthesize_tilt(
     """
     noisy = _standardized(clean)
     noisy *= np.float32(r)
-    noise = rng.standard_normal(noisy.shape, dtype=np.float32)
+    if spectrum is None:
+        noise = rng.standard_normal(noisy.shape, dtype=np.float32)
+    else:
+        noise = coloured_noise(noisy.shape, spectrum, rng)
     noise *= np.float32(sigma)
     noisy += noise
     return noisy
@@ -154,6 +172,7 @@ def noisy_tilts(
     *,
     target: tuple[np.ndarray, np.ndarray] | None = None,
     show_progress: bool = False,
+    match_radial: bool = False,
 ) -> Iterator[np.ndarray]:
     """Yield the output tilts one by one (float32, (Y, X)); memory maps stay on disk.
 
@@ -162,12 +181,15 @@ def noisy_tilts(
     clean_stack : array, shape (n_tilts, Y, X)
         Noiseless tilt series; the tilt count must match the model.
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
     seed : int
         Non-negative seed; equal seeds give equal outputs.
     target : (means, stds), optional
         Per-tilt target statistics instead of the model's style mean/std.
     show_progress : bool
+    match_radial : bool
+        ``spectral`` only: match each tilt's radial power spectrum to the style's (the
+        model needs one: ``faket noise estimate --radial-spectrum``).
     """
     if np.ndim(clean_stack) != 3:
         raise FaketError(
@@ -186,10 +208,24 @@ def noisy_tilts(
         raise FaketError(
             f"the style stack has {len(means)} tilts but the noiseless one has {n_tilts}"
         )
+    if mode == "spectral" and model.spectrum is None:
+        raise FaketError(
+            "the noise model has no noise spectrum (it predates them or was estimated "
+            "with --no-spectrum); re-estimate it with 'faket noise estimate'"
+        )
+    if match_radial and (mode != "spectral" or model.spectrum.radial_log10 is None):
+        raise FaketError(
+            "radial matching needs --mode spectral and a model with the style's radial "
+            "spectrum (faket noise estimate --radial-spectrum)"
+        )
     tilt_generator(seed, 0)  # validate the seed before any work
     for i in progress(range(n_tilts), f"adding {mode} noise", enabled=show_progress):
-        image = synthesize_tilt(clean_stack[i], r[i], sigma[i], tilt_generator(seed, i))
+        spectrum = model.spectrum.tilt(i) if mode == "spectral" else None
+        rng = tilt_generator(seed, i)
+        image = synthesize_tilt(clean_stack[i], r[i], sigma[i], rng, spectrum)
         release_pages(clean_stack)  # memory-mapped input: the tilt's pages go back
+        if match_radial:
+            image = match_radial_spectrum(image, model.spectrum.radial(i))
         yield match_tilt(image, means[i], stds[i])
 
 
@@ -201,20 +237,23 @@ def apply_noise(
     *,
     style_stack: np.ndarray | None = None,
     show_progress: bool = False,
+    match_radial: bool = False,
 ) -> np.ndarray:
-    """Make a BASELINE / NOISY / CONTENT tilt series from a noiseless one.
+    """Make a BASELINE / NOISY / CONTENT / SPECTRAL tilt series from a noiseless one.
 
     Parameters
     ----------
     clean_stack : array, shape (n_tilts, Y, X)
         Noiseless projections (e.g. from :func:`faket.tomography.project`).
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
     seed : int
         Non-negative seed; equal seeds give identical outputs.
     style_stack : array, shape (n_tilts, Y', X'), optional
         Match each tilt's mean/std to this stack instead of the model's style statistics.
     show_progress : bool
+    match_radial : bool
+        ``spectral`` only: also match each tilt's radial power spectrum to the style's.
 
     Returns
     -------
@@ -223,7 +262,15 @@ def apply_noise(
     """
     target = style_statistics(style_stack) if style_stack is not None else None
     out = np.empty(np.shape(clean_stack), dtype=np.float32)
-    tilts = noisy_tilts(clean_stack, model, mode, seed, target=target, show_progress=show_progress)
+    tilts = noisy_tilts(
+        clean_stack,
+        model,
+        mode,
+        seed,
+        target=target,
+        show_progress=show_progress,
+        match_radial=match_radial,
+    )
     for i, tilt in enumerate(tilts):
         out[i] = tilt
     return out

@@ -11,6 +11,8 @@ import numpy as np
 from faket.errors import FaketError
 from faket.noise.estimate import estimate_curves, estimate_curves_from_background
 from faket.noise.model import NoiseModel
+from faket.noise.radial import radial_bins, stack_radial
+from faket.noise.spectrum import spectrum_size, stack_spectra
 
 __all__ = ["estimate_noise_model", "estimate_noise_model_from_background"]
 
@@ -26,6 +28,8 @@ def estimate_noise_model(
     masks: MaskArg = None,
     provenance: dict[str, Any] | None = None,
     show_progress: bool = False,
+    spectrum: bool = True,
+    radial: bool = False,
 ) -> NoiseModel:
     """Estimate per-tilt noise statistics of each (style, noiseless) pair and aggregate them.
 
@@ -46,6 +50,12 @@ def estimate_noise_model(
         Extra facts to record (e.g. file names); time, version and method are added.
     show_progress : bool
         Draw progress bars.
+    spectrum : bool
+        Also estimate the 2-D power spectrum of the residual noise ``z_s - r z_c``
+        (:mod:`faket.noise.spectrum`; needed by the ``spectral`` modality).
+    radial : bool
+        With ``spectrum``, also the style tilts' radial power spectrum (for SPECTRAL's
+        optional radial matching, :mod:`faket.noise.radial`).
 
     Returns
     -------
@@ -58,14 +68,33 @@ def estimate_noise_model(
         )
     angles = _check_inputs(style_stacks, angles_deg)
     per_pair = _per_pair(masks, len(style_stacks))
-    raw = []
+    raw, spectra = [], []
     for k, (style, clean) in enumerate(zip(style_stacks, clean_stacks, strict=True)):
         try:
             raw.append(estimate_curves(style, clean, mask=per_pair[k], show_progress=show_progress))
         except FaketError as err:
             raise FaketError(f"pair {k + 1}: {err}") from None
+    if spectrum:  # after the curves, which check every input
+        size = _common_size(style_stacks, per_pair)
+        for k, (style, clean) in enumerate(zip(style_stacks, clean_stacks, strict=True)):
+            try:
+                curves = raw[k]
+                spectra.append(
+                    stack_spectra(
+                        style,
+                        clean=clean,
+                        r=curves.r,
+                        mask=per_pair[k],
+                        size=size,
+                        style_std=curves.style_std,
+                    )
+                )
+            except FaketError as err:
+                raise FaketError(f"pair {k + 1}: {err}") from None
     method = "paired" if masks is None else "paired-region"
-    return NoiseModel.from_curves(raw, angles, order, _provenance(method, provenance))
+    radials = _radials(style_stacks) if spectrum and radial else None
+    provenance = _provenance(method, provenance)
+    return NoiseModel.from_curves(raw, angles, order, provenance, spectra, radials)
 
 
 def estimate_noise_model_from_background(
@@ -76,6 +105,8 @@ def estimate_noise_model_from_background(
     *,
     provenance: dict[str, Any] | None = None,
     show_progress: bool = False,
+    spectrum: bool = True,
+    radial: bool = False,
 ) -> NoiseModel:
     """Noise model of real style data without noiseless content, from background regions.
 
@@ -92,6 +123,10 @@ def estimate_noise_model_from_background(
         Aggregation polynomial order.
     provenance : dict, optional
     show_progress : bool
+    spectrum : bool
+        Also estimate the 2-D power spectrum of the background (the noise).
+    radial : bool
+        With ``spectrum``, also the whole style tilts' radial power spectrum.
 
     Returns
     -------
@@ -99,7 +134,7 @@ def estimate_noise_model_from_background(
     """
     angles = _check_inputs(style_stacks, angles_deg)
     per_stack = _per_pair(masks, len(style_stacks))
-    raw = []
+    raw, spectra = [], []
     for k, style in enumerate(style_stacks):
         if per_stack[k] is None:
             raise FaketError(f"style stack {k + 1} has no background region; give a mask")
@@ -109,7 +144,30 @@ def estimate_noise_model_from_background(
             )
         except FaketError as err:
             raise FaketError(f"style stack {k + 1}: {err}") from None
-    return NoiseModel.from_curves(raw, angles, order, _provenance("background", provenance))
+    if spectrum:
+        size = _common_size(style_stacks, per_stack)
+        for k, style in enumerate(style_stacks):
+            try:
+                spectra.append(stack_spectra(style, mask=per_stack[k], size=size))
+            except FaketError as err:
+                raise FaketError(f"style stack {k + 1}: {err}") from None
+    provenance = _provenance("background", provenance)
+    radials = _radials(style_stacks) if spectrum and radial else None
+    return NoiseModel.from_curves(raw, angles, order, provenance, spectra, radials)
+
+
+def _radials(stacks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Radial spectra of every style stack, on the rings of the smallest tilts."""
+    n_bins = min(radial_bins(s.shape[1:]) for s in stacks)
+    return [stack_radial(s, n_bins) for s in stacks]
+
+
+def _common_size(stacks: Sequence[np.ndarray], masks: list[np.ndarray | None]) -> int:
+    """One spectrum tile size that fits every stack (and its mask)."""
+    try:
+        return min(spectrum_size(s.shape[1:], m) for s, m in zip(stacks, masks, strict=True))
+    except FaketError as err:
+        raise FaketError(f"noise spectrum: {err}") from None
 
 
 def _check_inputs(style_stacks: Sequence[np.ndarray], angles_deg: Any) -> np.ndarray:

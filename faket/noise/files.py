@@ -32,6 +32,8 @@ def estimate_noise_model_files(
     *,
     mask: np.ndarray | None = None,
     show_progress: bool = False,
+    spectrum: bool = True,
+    radial: bool = False,
 ) -> NoiseModel:
     """Estimate a noise model from MRC files (paired by position, memory-mapped).
 
@@ -48,6 +50,10 @@ def estimate_noise_model_files(
     mask : bool array, shape (Y, X) or (n_tilts, Y, X), optional
         Region to estimate on; required when ``clean_paths`` is None.
     show_progress : bool
+    spectrum : bool
+        Also estimate the noise's 2-D power spectrum (the ``spectral`` modality).
+    radial : bool
+        With ``spectrum``, also the style's radial spectrum (SPECTRAL's radial matching).
 
     Returns
     -------
@@ -62,7 +68,14 @@ def estimate_noise_model_files(
         if mask is None:
             raise FaketError("without noiseless (--clean) stacks, select background regions")
         return estimate_noise_model_from_background(
-            styles, mask, angles_deg, order, provenance=provenance, show_progress=show_progress
+            styles,
+            mask,
+            angles_deg,
+            order,
+            provenance=provenance,
+            show_progress=show_progress,
+            spectrum=spectrum,
+            radial=radial,
         )
     if len(clean_paths) != len(style_paths):
         raise FaketError(
@@ -87,6 +100,8 @@ def estimate_noise_model_files(
         masks=mask,
         provenance=provenance,
         show_progress=show_progress,
+        spectrum=spectrum,
+        radial=radial,
     )
 
 
@@ -121,6 +136,7 @@ def apply_noise_file(
     style_path: PathLike | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
+    match_radial: bool = False,
     voxel_size: float | None = None,
 ) -> Path:
     """Apply a noise modality to a noiseless MRC tilt series, tilt by tilt.
@@ -133,7 +149,7 @@ def apply_noise_file(
     input_path : path
         Noiseless tilt series (n_tilts, Y, X).
     model : NoiseModel
-    mode : {"baseline", "noisy", "content"}
+    mode : {"baseline", "noisy", "content", "spectral"}
     output_path : path
         Output MRC (float32, the input's voxel size).
     seed : int
@@ -141,6 +157,8 @@ def apply_noise_file(
         Match per-tilt mean/std to this style tilt series instead of the model.
     overwrite : bool
     show_progress : bool
+    match_radial : bool
+        SPECTRAL only: match each tilt's radial spectrum to the style's.
     voxel_size : float, optional
         Pixel size (Å) written to the output instead of the input's.
 
@@ -153,7 +171,15 @@ def apply_noise_file(
     stats = None
     if style_path is not None:
         stats = style_statistics(read_mrc(style_path, mmap=True, ndim=3).data)
-    tilts = noisy_tilts(clean.data, model, mode, seed, target=stats, show_progress=show_progress)
+    tilts = noisy_tilts(
+        clean.data,
+        model,
+        mode,
+        seed,
+        target=stats,
+        show_progress=show_progress,
+        match_radial=match_radial,
+    )
     # Tilt by tilt into a memory-mapped work file whose pages are released after each
     # tilt; it replaces the output only when complete.
     pixel = clean.voxel_size if voxel_size is None else voxel_size

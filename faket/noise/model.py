@@ -13,7 +13,10 @@ aggregate of several):
 A :class:`NoiseModel` aggregates the curves of several training tomograms (paper sec. 3.2):
 each quantity's curve over the tilt index is fitted by a polynomial of a chosen order
 (-1 = the raw curve, 0 = a constant, 2 = the paper's NOISY), and the fits are averaged over
-the tomograms. The raw per-tomogram curves are kept for plots and provenance.
+the tomograms. The raw per-tomogram curves are kept for plots and provenance. A model may
+also carry the 2-D power spectrum of the style noise per tilt
+(:class:`faket.noise.spectrum.NoiseSpectrum`, fitted over the tilts with the same order;
+only the aggregate is stored), which the ``spectral`` modality draws its noise with.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from faket.errors import FaketError
+from faket.noise.spectrum import NoiseSpectrum, fit_log_spectra
 
 __all__ = [
     "FORMAT",
@@ -196,6 +200,8 @@ class NoiseModel:
         The per-tomogram curves the model was aggregated from (may be empty).
     provenance : dict
         JSON-serialisable facts about the estimation (files, time, method, version).
+    spectrum : NoiseSpectrum or None
+        The style noise's 2-D power spectrum per tilt (None: not estimated).
     """
 
     angles_deg: np.ndarray
@@ -203,6 +209,7 @@ class NoiseModel:
     curves: NoiseCurves
     raw: tuple[NoiseCurves, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
+    spectrum: NoiseSpectrum | None = None
 
     def __post_init__(self) -> None:
         angles = np.asarray(self.angles_deg, dtype=np.float64)
@@ -218,20 +225,34 @@ class NoiseModel:
         angles_deg: Sequence[float] | np.ndarray,
         order: int = 2,
         provenance: dict[str, Any] | None = None,
+        spectra: Sequence[np.ndarray] | None = None,
+        radial: Sequence[np.ndarray] | None = None,
     ) -> NoiseModel:
         """Aggregate per-tomogram curves (see :func:`aggregate_curves`) into a model.
+
+        ``spectra``: per-tomogram noise spectra ``(n_tilts, G, G // 2 + 1)``
+        (:func:`faket.noise.spectrum.stack_spectra`), aggregated with the same order;
+        ``radial``: per-tomogram radial style spectra ``(n_tilts, n_bins)``
+        (:func:`faket.noise.radial.stack_radial`), the same.
 
         A fitted ``r`` below 0 (a polynomial overshooting at noise-dominated high tilts)
         would invert the signal there; it is clipped to 0, with a warning.
         """
         angles = np.asarray(angles_deg, dtype=np.float64)
         curves = clip_negative_r(aggregate_curves(raw, order), angles)
+        spectrum = None
+        if spectra:
+            _check_order(order, raw[0].n_tilts if raw else 0)
+            fitted = fit_log_spectra(list(spectra), order)
+            radial_fit = fit_log_spectra(list(radial), order) if radial else None
+            spectrum = NoiseSpectrum(order, fitted, spectra[0].shape[0], radial_fit)
         return cls(
             angles_deg=angles,
             order=order,
             curves=curves,
             raw=tuple(raw),
             provenance=dict(provenance or {}),
+            spectrum=spectrum,
         )
 
     @property
@@ -251,7 +272,7 @@ class NoiseModel:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (floats are exact: JSON keeps Python's float repr)."""
-        return {
+        data = {
             "format": FORMAT,
             "version": VERSION,
             "order": self.order,
@@ -260,6 +281,9 @@ class NoiseModel:
             "raw": {q: [_floats(getattr(c, q)) for c in self.raw] for q in QUANTITIES},
             "provenance": self.provenance,
         }
+        if self.spectrum is not None:
+            data["noise_spectrum"] = self.spectrum.to_dict()
+        return data
 
     def to_json(self) -> str:
         """The model as JSON text, one line per curve."""
@@ -277,12 +301,17 @@ class NoiseModel:
                 NoiseCurves(**{q: _array(data["raw"][q][k]) for q in QUANTITIES})
                 for k in range(n_tomos)
             )
+            curves = NoiseCurves(**{q: _array(data[q]) for q in QUANTITIES})
+            spectrum = None
+            if data.get("noise_spectrum") is not None:
+                spectrum = NoiseSpectrum.from_dict(data["noise_spectrum"], curves.n_tilts)
             return cls(
                 angles_deg=_array(data["angles_deg"]),
                 order=_integer(data["order"]),
-                curves=NoiseCurves(**{q: _array(data[q]) for q in QUANTITIES}),
+                curves=curves,
                 raw=raw,
                 provenance=dict(data.get("provenance") or {}),
+                spectrum=spectrum,
             )
         except FaketError as err:
             raise FaketError(f"{source}: {err}") from None
@@ -357,6 +386,8 @@ def _check_model(model: NoiseModel) -> None:
             raise FaketError("noise curves need sigma >= 0 and style_std > 0 at every tilt")
     if not np.all(np.isfinite(model.angles_deg)):
         raise FaketError("tilt angles must be finite numbers")
+    if model.spectrum is not None and model.spectrum.n_tilts != n:
+        raise FaketError(f"a noise spectrum of {model.spectrum.n_tilts} tilts in a {n}-tilt model")
 
 
 def save_noise_model(

@@ -34,7 +34,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODALITIES = ("noiseless", "benchmark", "baseline", "noisy", "content", "faket")
+#: The paper's modalities: every dataset gets them unless its config lists others.
+PAPER_MODALITIES = ("noiseless", "benchmark", "baseline", "noisy", "content", "faket")
+#: Opt-in modalities: ``spectral`` (NOISY with the style noise's 2-D power spectrum) and
+#: ``faket_spectral`` (FAKET initialised from ``spectral`` instead of NOISY).
+SPECTRAL_MODALITIES = ("spectral", "faket_spectral")
+#: Opt-in ablation: ``faket_random`` (the NST step with random VGG-19 weights whatever
+#: ``nst.weights`` says: the paper's FAKET_RANDOM, beside FAKET made another way).
+ABLATION_MODALITIES = ("faket_random",)
+MODALITIES = PAPER_MODALITIES + SPECTRAL_MODALITIES + ABLATION_MODALITIES
+#: ``nst.weights`` values besides a state-dict path.
+NST_WEIGHTS = ("auto", "imagenet", "random", "transfer")
 
 
 class _Strict(BaseModel):
@@ -62,6 +72,20 @@ class NoiseSettings(_Strict):
         None, description="Tomogram indices to estimate from; null = all training tomograms."
     )
     order: int = Field(2, ge=-1, le=6, description="Polynomial order for NOISY (paper: 2).")
+    match_radial_spectrum: bool = Field(
+        False,
+        description="SPECTRAL also matches each tilt's radially averaged power spectrum to "
+        "the style's, as SHREC's simulator did (corrects a phantom whose own spectrum "
+        "differs from the style specimen's).",
+    )
+
+    def hashed(self) -> dict:
+        """The settings that define the noise model (the radial option only when on, so
+        that datasets made before it keep their hashes)."""
+        data = self.model_dump(mode="json")
+        if not data["match_radial_spectrum"]:
+            del data["match_radial_spectrum"]
+        return data
 
 
 class StyleSettings(_Strict):
@@ -80,17 +104,20 @@ class NSTSettings(_Strict):
 
     weights: str = Field(
         "auto",
-        description="VGG-19 weights: imagenet, random (seeded), a state-dict path, or auto "
-        "(imagenet if available offline, else random; the choice is recorded in the "
-        "written config, the manifest, the run log and the figures).",
+        description="FAKET's style: imagenet or random (seeded) VGG-19 weights, a "
+        "state-dict path, transfer (no network: a per-tilt transfer function and "
+        "coloured residual noise measured from the noise model's (benchmark, noiseless) "
+        "pairs, see faket.noise.transfer), or auto (imagenet if available offline, else "
+        "transfer; the choice is recorded in the written config, the manifest, the run "
+        "log and the figures).",
     )
 
     @field_validator("weights")
     @classmethod
     def _known_weights(cls, value: str) -> str:
-        if value not in ("auto", "imagenet", "random") and not Path(value).expanduser().is_file():
+        if value not in NST_WEIGHTS and not Path(value).expanduser().is_file():
             raise ValueError(
-                f"{value!r} is neither auto, imagenet, random nor an existing state-dict file"
+                f"{value!r} is neither {', '.join(NST_WEIGHTS)} nor an existing state-dict file"
             )
         return value
 
@@ -146,7 +173,10 @@ class DatasetConfig(_Strict):
         description="Compute device: auto, cpu, cuda, cuda:N, mps.",
     )
     modalities: list[Literal[MODALITIES]] = Field(  # type: ignore[valid-type]
-        list(MODALITIES), description=f"Modalities to produce: {', '.join(MODALITIES)}."
+        list(PAPER_MODALITIES),
+        description=f"Modalities to produce: {', '.join(MODALITIES)} (the last three, noise "
+        "with the style noise's 2-D spectrum, FAKET initialised from it and FAKET with "
+        "random VGG-19 weights, are opt-in).",
     )
     tilt: TiltScheme = Field(default_factory=TiltScheme, description="Tilt scheme (degrees).")
     phantom: PhantomConfig = Field(

@@ -20,14 +20,17 @@ from faket.io import read_mrc, write_text_atomic
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
-from faket.pipeline.preflight import preflight
+from faket.pipeline.preflight import modality_weights, preflight
 from faket.pipeline.steps import (
     NOISE_MODEL,
+    TRANSFER_MODEL,
     modality_steps,
+    needed_noise_modes,
     projections_file,
     reconstruction_file,
     specimen_steps,
     tomogram_folder,
+    uses_transfer,
 )
 from faket.progress import bars_visible, stderr_console
 
@@ -186,11 +189,14 @@ def run_dataset(
                 _specimen_job, indices, arguments, client, advance, progress
             )
             summary.records.append(noise_model_step(config, folder))
+            if uses_transfer(config):
+                summary.records.append(transfer_model_step(config, folder))
             advance()
             summary.records += _map_jobs(
                 _modality_job, config.training_indices, arguments, client, advance, progress
             )
             summary.records.append(figures_step(config, folder))
+            summary.records.append(realism_step(config, folder))
             advance()
     finally:
         if client is not None:
@@ -284,20 +290,68 @@ def noise_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
         "noise_model",
         [m.digest("projections_benchmark") for m in manifests],
         [m.digest("projections_noiseless") for m in manifests],
-        config.noise.model_dump(mode="json"),
+        config.noise.hashed(),
     )
+    radial = config.noise.match_radial_spectrum
 
     def compute() -> None:
         style = [read_mrc(m.folder / projections_file("benchmark")).data for m in manifests]
         clean = [read_mrc(m.folder / projections_file("noiseless")).data for m in manifests]
         provenance = {"tomograms": [m.folder.name for m in manifests]}
         model = estimate_noise_model(
-            style, clean, config.tilt.angles(), order=config.noise.order, provenance=provenance
+            style,
+            clean,
+            config.tilt.angles(),
+            order=config.noise.order,
+            provenance=provenance,
+            radial=radial,
         )
         save_noise_model(model, dataset_dir / NOISE_MODEL, overwrite=True)
 
+    if "spectral" in needed_noise_modes(config.modalities):
+        _drop_model_without_spectrum(dataset_dir / NOISE_MODEL, radial)
     return run_step(
         Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute, device="cpu"
+    )
+
+
+def _drop_model_without_spectrum(path: Path, radial: bool) -> None:
+    """Remove a noise model made before noise spectra, so that it is estimated again.
+
+    The model's settings hash is unchanged (so are its curves), so nothing downstream of
+    it is redone, but the spectral modalities need the spectrum.
+    """
+    from faket.noise import load_noise_model
+
+    if not path.is_file():
+        return
+    spectrum = load_noise_model(path).spectrum
+    if spectrum is None or (radial and spectrum.radial_log10 is None):
+        path.unlink()
+
+
+def transfer_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
+    """Estimate FAKET's transfer model (``nst.weights: transfer``) from the same
+    (benchmark, noiseless) pairs as the noise model."""
+    from faket.noise.transfer import estimate_transfer, save_transfer_model
+
+    sources = config.noise.estimate_from or config.training_indices
+    manifests = [Manifest(tomogram_folder(dataset_dir, i)) for i in sources]
+    digest = settings_hash(
+        "transfer_model",
+        [m.digest("projections_benchmark") for m in manifests],
+        [m.digest("projections_noiseless") for m in manifests],
+    )
+
+    def compute() -> None:
+        read = lambda m, name: read_mrc(m.folder / projections_file(name), mmap=True).data  # noqa: E731
+        model = estimate_transfer(
+            [read(m, "benchmark") for m in manifests], [read(m, "noiseless") for m in manifests]
+        )
+        save_transfer_model(model, dataset_dir / TRANSFER_MODEL)
+
+    return run_step(
+        Manifest(dataset_dir), "transfer_model", digest, (TRANSFER_MODEL,), compute, device="cpu"
     )
 
 
@@ -316,6 +370,25 @@ def figures_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
     return run_step(dataset_manifest, "figures", digest, outputs, compute)
 
 
+def realism_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
+    """Every modality against its BENCHMARK style data: ``realism.json``, a figure."""
+    from faket.realism.dataset import FIGURE, REPORT, write_dataset_realism
+
+    manifests = {i: Manifest(tomogram_folder(dataset_dir, i)) for i in range(config.n_tomograms)}
+    digests = [
+        manifests[i].digest(f"projections_{m}")
+        for i in config.training_indices
+        for m in config.modalities
+    ]
+    test = manifests[config.test_index].digest("projections_benchmark")
+    digest = settings_hash("realism", digests, test, config.modalities)
+
+    def compute() -> None:
+        write_dataset_realism(config, dataset_dir)
+
+    return run_step(Manifest(dataset_dir), "realism", digest, (REPORT, FIGURE), compute)
+
+
 def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     """Projections at 0° and 40°, power spectra, reconstruction slices and noise curves."""
     from faket.noise import load_noise_model
@@ -332,7 +405,11 @@ def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     remove_stale_temporaries(figures)
     angles = config.tilt.angles()
     # Which tomogram, and for FAKET which VGG weights: a figure must say what it shows.
-    named = {"source": folder.name, "labels": {"faket": f"faket ({config.nst.weights} VGG-19)"}}
+    labels = {
+        name: f"{name} ({style_label(modality_weights(name, config.nst.weights))})"
+        for name in ("faket", "faket_spectral", "faket_random")
+    }
+    named = {"source": folder.name, "labels": labels}
     stacks = {m: read_mrc(folder / projections_file(m)) for m in config.modalities}
     pixel = next(iter(stacks.values())).voxel_size
     arrays = {m: s.data for m, s in stacks.items()}
@@ -343,6 +420,11 @@ def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     slices = {m: v.data for m, v in volumes.items()}
     plot_reconstruction_slices(slices, figures / FIGURES[2], voxel, **named)
     plot_noise_curves(load_noise_model(Path(dataset_dir) / NOISE_MODEL), figures / FIGURES[3])
+
+
+def style_label(weights: str) -> str:
+    """How a figure or table names a FAKET style: ``imagenet VGG-19``, ``transfer style``."""
+    return "transfer style" if weights == "transfer" else f"{weights} VGG-19"
 
 
 def _append_run_log(folder: Path, summary: RunSummary) -> None:

@@ -9,16 +9,35 @@ from __future__ import annotations
 
 from faket.pipeline.config import DatasetConfig
 
-__all__ = ["preflight", "resolve_nst_weights"]
+__all__ = ["NST_WEIGHT_OVERRIDES", "modality_weights", "preflight", "resolve_nst_weights"]
+
+#: Style-transfer modalities whose VGG-19 weights are fixed, whatever ``nst.weights`` says.
+NST_WEIGHT_OVERRIDES = {"faket_random": "random"}
 
 
 def resolve_nst_weights(weights: str) -> str:
-    """``auto`` -> ``imagenet`` when the weights are cached locally, else ``random``."""
+    """``auto`` -> ``imagenet`` when the weights are cached locally, else ``transfer``.
+
+    Random VGG-19 weights made FAKET *worse* than the Gaussian noise it starts from (the
+    paper's FAKET_RANDOM ablation, and our own experiment); the ``transfer`` style needs
+    no download and beat it (``benchmarks/README.md``), so it is what ``auto`` falls back to.
+    """
     if weights != "auto":
         return weights
     from faket.style.weights import imagenet_cache_path
 
-    return "imagenet" if imagenet_cache_path().exists() else "random"
+    return "imagenet" if imagenet_cache_path().exists() else "transfer"
+
+
+def modality_weights(modality: str, weights: str) -> str:
+    """The style a style-transfer modality uses when the config's weights resolve to
+    ``weights``: overrides first; the network-based ``faket_spectral`` falls back from
+    ``transfer`` to random VGG-19 weights (it is an NST initialisation experiment)."""
+    if modality in NST_WEIGHT_OVERRIDES:
+        return NST_WEIGHT_OVERRIDES[modality]
+    if modality != "faket" and weights == "transfer":
+        return "random"
+    return weights
 
 
 def preflight(config: DatasetConfig, *, scheduler: str | None = None) -> DatasetConfig:
@@ -35,7 +54,7 @@ def preflight(config: DatasetConfig, *, scheduler: str | None = None) -> Dataset
     -------
     DatasetConfig
         ``config`` with ``nst.weights`` resolved from ``auto`` to ``imagenet`` or
-        ``random``, so that the written config and every worker use the same weights.
+        ``transfer``, so that the written config and every worker use the same weights.
 
     Raises
     ------
@@ -49,7 +68,7 @@ def preflight(config: DatasetConfig, *, scheduler: str | None = None) -> Dataset
     if scheduler is None:
         select_device(config.device)
     check_class_sources(config.phantom)
-    if "faket" not in config.modalities:
+    if not any(m.startswith("faket") for m in config.modalities):
         return config
     weights = resolve_nst_weights(config.nst.weights)
     _check_weights(weights)
@@ -62,5 +81,5 @@ def _check_weights(weights: str) -> None:
 
     if weights == "imagenet":
         fetch_imagenet(download=True, progress=True)  # downloads now, or fails now
-    elif weights != "random":
+    elif weights not in ("random", "transfer"):
         load_state_dict_file(weights)

@@ -4,7 +4,8 @@ Phase 1 (:func:`specimen_steps`, every tomogram): grand model, noiseless and
 benchmark projections, their reconstructions. Phase 2 (dataset level, see
 :mod:`faket.pipeline.dataset`): the noise model. Phase 3
 (:func:`modality_steps`, training tomograms): BASELINE, NOISY, CONTENT and
-FAKET projections and their reconstructions.
+FAKET projections (and the opt-in SPECTRAL and FAKET_SPECTRAL) and their
+reconstructions.
 
 Each step's hash covers its settings, its seed and the hashes of the steps it
 reads, so a changed setting redoes exactly the steps downstream of it.
@@ -21,7 +22,7 @@ from faket.io import read_mrc, write_mrc, write_tlt
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
-from faket.pipeline.preflight import resolve_nst_weights
+from faket.pipeline.preflight import modality_weights, resolve_nst_weights
 
 PHANTOM_OUTPUTS = (
     "grandmodel.mrc",
@@ -33,6 +34,34 @@ PHANTOM_OUTPUTS = (
     "classes.csv",
 )
 NOISE_MODEL = "noise_model.json"
+#: Noise modes and what needs them: a mode is made when listed, or when a style
+#: transfer uses it as its content or initialisation.
+NOISE_MODES = ("baseline", "noisy", "content", "spectral")
+#: Style-transfer modalities: (content, initialisation).
+NST_INPUTS = {
+    "faket": ("content", "noisy"),
+    "faket_spectral": ("content", "spectral"),
+    "faket_random": ("content", "noisy"),
+}
+#: The dataset's transfer model (FAKET with ``nst.weights: transfer``).
+TRANSFER_MODEL = "transfer_model.npz"
+
+
+def uses_transfer(config: DatasetConfig) -> bool:
+    """Whether the dataset's FAKET is made with the ``transfer`` style (no network)."""
+    return "faket" in config.modalities and (
+        modality_weights("faket", resolve_nst_weights(config.nst.weights)) == "transfer"
+    )
+
+
+def needed_noise_modes(modalities, transfer: bool = False) -> list[str]:
+    """Noise modes a dataset must produce for ``modalities`` (listed or used by NST;
+    FAKET in the ``transfer`` style needs none)."""
+    needed = set(modalities)
+    for name, inputs in NST_INPUTS.items():
+        if name in needed and not (name == "faket" and transfer):
+            needed.update(inputs)
+    return [mode for mode in NOISE_MODES if mode in needed]
 
 
 def tomogram_folder(dataset_dir: Path, index: int) -> Path:
@@ -76,7 +105,7 @@ def specimen_steps(
 def modality_steps(
     config: DatasetConfig, dataset_dir: Path, index: int, device: str, progress: bool = False
 ) -> list[StepRecord]:
-    """BASELINE / NOISY / CONTENT / FAKET projections and reconstructions of a training tomogram."""
+    """Noise modalities, style transfers and their reconstructions of a training tomogram."""
     from faket.noise import load_noise_model
 
     folder = tomogram_folder(dataset_dir, index)
@@ -87,14 +116,14 @@ def modality_steps(
     angles = config.tilt.angles()
     seed = derive_seed(config.seed, index, "noise")
     records = []
-    for mode in ("baseline", "noisy", "content"):
-        if mode in config.modalities or (
-            mode in ("noisy", "content") and "faket" in config.modalities
-        ):
-            records.append(_noise_step(config, manifest, mode, model, model_digest, seed))
-    if "faket" in config.modalities:
-        records.append(_faket_step(config, dataset_dir, manifest, index, device, progress))
-    for modality in ("baseline", "noisy", "content", "faket"):
+    for mode in needed_noise_modes(config.modalities, uses_transfer(config)):
+        records.append(_noise_step(config, manifest, mode, model, model_digest, seed))
+    for name in NST_INPUTS:
+        if name in config.modalities:
+            records.append(
+                _faket_step(config, dataset_dir, manifest, index, device, progress, name)
+            )
+    for modality in (*NOISE_MODES, *NST_INPUTS):
         if modality in config.modalities:
             records.append(
                 _reconstruction_step(config, manifest, modality, angles, device, progress)
@@ -169,12 +198,14 @@ def _benchmark_step(config, manifest: Manifest, index: int, angles, device: str,
 def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str, seed: int):
     from faket.noise import apply_noise
 
-    digest = settings_hash(mode, manifest.digest("projections_noiseless"), model_digest, seed)
+    match_radial = mode == "spectral" and config.noise.match_radial_spectrum
+    parts = [mode, manifest.digest("projections_noiseless"), model_digest, seed]
+    digest = settings_hash(*parts, "match_radial") if match_radial else settings_hash(*parts)
     output = projections_file(mode)
 
     def compute() -> None:
         noiseless = read_mrc(manifest.folder / projections_file("noiseless"))
-        tilt_series = apply_noise(noiseless.data, model, mode, seed)
+        tilt_series = apply_noise(noiseless.data, model, mode, seed, match_radial=match_radial)
         write_mrc(manifest.folder / output, tilt_series, noiseless.voxel_size, stack=True)
 
     return run_step(manifest, f"projections_{mode}", digest, (output,), compute, device="cpu")
@@ -197,29 +228,35 @@ def compute_identity(device: str) -> dict:
     return {"device": kind, "threads": torch.get_num_threads() if kind == "cpu" else None}
 
 
-def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, device, progress):
+def _faket_step(
+    config, dataset_dir: Path, manifest: Manifest, index: int, device, progress, name="faket"
+):
+    weights = modality_weights(name, resolve_nst_weights(config.nst.weights))
+    if weights == "transfer":
+        return _transfer_step(config, dataset_dir, manifest, index)
     from faket.style import style_transfer
 
+    content_mode, init_mode = NST_INPUTS[name]
     source = config.style_source(index)
     style_manifest = Manifest(tomogram_folder(dataset_dir, source))
-    weights = resolve_nst_weights(config.nst.weights)
+    # The same seed for every style transfer: they differ only in inputs or weights.
     seed = derive_seed(config.seed, index, "nst")
     arithmetic = compute_identity(device)
     digest = settings_hash(
-        "faket",
-        manifest.digest("projections_content"),
-        manifest.digest("projections_noisy"),
+        name,
+        manifest.digest(f"projections_{content_mode}"),
+        manifest.digest(f"projections_{init_mode}"),
         style_manifest.digest("projections_benchmark"),
         config.nst.model_dump(mode="json"),
         weights,
         seed,
         arithmetic,
     )
-    output = projections_file("faket")
+    output = projections_file(name)
 
     def compute() -> None:
-        content = read_mrc(manifest.folder / projections_file("content"))
-        init = read_mrc(manifest.folder / projections_file("noisy")).data
+        content = read_mrc(manifest.folder / projections_file(content_mode))
+        init = read_mrc(manifest.folder / projections_file(init_mode)).data
         style = read_mrc(style_manifest.folder / projections_file("benchmark")).data
         stylised = style_transfer(
             content.data,
@@ -237,7 +274,38 @@ def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, devic
 
     info = {"weights": weights, **arithmetic}
     return run_step(
-        manifest, "projections_faket", digest, (output,), compute, device=device, info=info
+        manifest, f"projections_{name}", digest, (output,), compute, device=device, info=info
+    )
+
+
+def _transfer_step(config, dataset_dir: Path, manifest: Manifest, index: int):
+    """FAKET in the ``transfer`` style: the dataset's transfer model applied to the
+    noiseless projections, moments matched to the style tomogram's tilts."""
+    from faket.noise.transfer import apply_transfer, load_transfer_model
+
+    style_manifest = Manifest(tomogram_folder(dataset_dir, config.style_source(index)))
+    seed = derive_seed(config.seed, index, "nst")
+    digest = settings_hash(
+        "faket-transfer",
+        manifest.digest("projections_noiseless"),
+        style_manifest.digest("projections_benchmark"),
+        Manifest(dataset_dir).digest("transfer_model"),
+        seed,
+    )
+    output = projections_file("faket")
+
+    def compute() -> None:
+        model = load_transfer_model(Path(dataset_dir) / TRANSFER_MODEL)
+        clean = read_mrc(manifest.folder / projections_file("noiseless"))
+        style = read_mrc(style_manifest.folder / projections_file("benchmark"), mmap=True).data
+        mean = np.array([float(np.mean(t, dtype=np.float64)) for t in style])
+        std = np.array([float(np.std(t, dtype=np.float64)) for t in style])
+        stylised = apply_transfer(clean.data, model, seed, mean, std)
+        write_mrc(manifest.folder / output, stylised, clean.voxel_size, stack=True)
+
+    info = {"weights": "transfer", "device": "cpu"}
+    return run_step(
+        manifest, "projections_faket", digest, (output,), compute, device="cpu", info=info
     )
 
 

@@ -45,7 +45,7 @@ def plot_modality_scores(
             axis.plot(np.full(len(seeds), x), seeds, "o", ms=3, color="#08519c", alpha=0.7)
         axis.set_xticks(positions, names, rotation=30, ha="right")
         axis.set(ylim=(0, 1), ylabel="F1 (test tomogram)", title=f"{judge}: {heading}")
-    suffix = f" (FAKET: {weights} VGG weights)" if weights else ""
+    suffix = f" (FAKET: {weights})" if weights else ""
     figure.suptitle(
         f"bars: mean over seeds, whiskers: 95 % interval, dots: seeds{suffix}", fontsize=9
     )
@@ -61,3 +61,44 @@ def interval_errors(entries: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 def _values(entries: Sequence[dict], key: str) -> np.ndarray:
     return np.array([np.nan if e.get(key) is None else e[key] for e in entries], dtype=float)
+
+
+#: The realism number on the X axis of :func:`plot_realism_vs_scores`.
+KEY = "spectrum_log_rms"
+
+
+def plot_realism_vs_scores(
+    panels: Sequence[tuple[str, dict, str, str, dict]],
+    path: str | os.PathLike[str],
+) -> Path:
+    """ "Looks real" against "trains well": each modality's spectrum log RMS and mean F1.
+
+    Parameters
+    ----------
+    panels : ``(judge, modalities, metric, heading, realism)`` per panel; ``modalities``
+        as in :func:`plot_modality_scores`, ``realism`` maps a modality to its realism
+        summary (``table.json``'s ``realism``) or None (left out).
+    path : output PNG.
+
+    Returns
+    -------
+    Path
+    """
+    count = max(len(panels), 1)
+    figure, axes = plt.subplots(1, count, figsize=(4.2 * count, 4), squeeze=False)
+    for axis, (judge, modalities, metric, heading, realism) in zip(axes[0], panels, strict=False):
+        names = [n for n in modalities if (realism.get(n) or {}).get(KEY) is not None]
+        entries = [modalities[n].get(metric) or {} for n in names]
+        mean, errors = interval_errors(entries)
+        x = np.array([realism[n][KEY] for n in names], dtype=float)
+        axis.errorbar(x, mean, yerr=errors, fmt="o", color="#3182bd", ecolor="black", capsize=3)
+        for name, xi, yi in zip(names, x, mean, strict=True):
+            axis.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        axis.set(
+            ylim=(0, 1),
+            xlabel="spectrum log10-ratio RMS to BENCHMARK (lower: more real)",
+            ylabel="F1 (test tomogram)",
+            title=f"{judge}: {heading}",
+        )
+    figure.suptitle("realism of the training data vs. what a network learns from it", fontsize=9)
+    return save_figure(figure, path)
