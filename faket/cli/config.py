@@ -10,7 +10,7 @@ import typer
 from faket.cli._common import require_output
 from faket.io import write_text_atomic
 from faket.pipeline.config import DatasetConfig
-from faket.pipeline.presets import PRESETS, commented_yaml, preset
+from faket.pipeline.presets import PRESET_REASONS, PRESETS, commented_yaml, preset
 
 config_app = typer.Typer(
     help="Dataset configs: commented starting points and the JSON schema.",
@@ -28,8 +28,8 @@ def init_command(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", "-f", help="Replace an existing file."),
 ) -> None:
-    """Print a commented dataset config (YAML) for a preset: demo, small or shrec."""
-    text = commented_yaml(preset(preset_name))
+    """Print a commented dataset config (YAML) for a preset: demo, small, cpu or shrec."""
+    text = commented_yaml(preset(preset_name), PRESET_REASONS.get(preset_name))
     if output is None:
         typer.echo(text, nl=False)
     else:
