@@ -58,6 +58,8 @@ COMMAND_MODULES = {
     "segment": "evaluate",
     "locate": "evaluate",
     "experiment": "evaluate",
+    "export": "export",
+    "weights": "weights",
 }
 _registered: set[str] = set()
 

@@ -7,7 +7,13 @@ All writers are atomic (see :mod:`faket.io.atomic`), and all user-facing problem
 import importlib
 
 from faket.io.angles import check_angle_count, read_tlt, tilt_range, write_tlt
-from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
+from faket.io.atomic import (
+    atomic_folder,
+    atomic_path,
+    atomic_write,
+    check_target,
+    write_text_atomic,
+)
 from faket.io.mrc import (
     SUPPORTED_DTYPES,
     MrcData,
@@ -47,6 +53,7 @@ __all__ = [
     "COLUMNS",
     "SUPPORTED_DTYPES",
     "MrcData",
+    "atomic_folder",
     "atomic_path",
     "atomic_write",
     "check_angle_count",

@@ -180,12 +180,13 @@ def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str,
 
 
 def resolve_nst_weights(weights: str) -> str:
-    """``auto`` -> ``imagenet`` when the weights are cached locally, else ``random``."""
+    """``auto`` -> ``imagenet`` when the weights are available offline (``$FAKET_VGG19_WEIGHTS``
+    or the torch hub cache), else ``random``."""
     if weights != "auto":
         return weights
-    from faket.style.weights import imagenet_cache_path
+    from faket.style.weights import env_weights_file, imagenet_cache_path
 
-    return "imagenet" if imagenet_cache_path().exists() else "random"
+    return "imagenet" if env_weights_file() or imagenet_cache_path().exists() else "random"
 
 
 def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, device, progress):

@@ -1,0 +1,234 @@
+"""A ``faket run`` dataset as a copick project (``faket export copick``).
+
+One run per tomogram folder (run name = folder name), every reconstruction modality as a
+tomogram of that run (tomo type = modality, OME-Zarr scales 1, 2, 4 at the
+reconstruction's voxel spacing), the ground-truth particles as picks per object and the
+class and instance masks as segmentations, all in the reconstruction's frame: a binned
+or cropped reconstruction gets its picks and masks mapped onto its own grid. The writing
+itself is :mod:`faket.io.copick`'s (through the ``copick`` library).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faket import __version__
+from faket.errors import FaketError
+from faket.io import atomic_folder, read_mrc, read_shrec_particles
+from faket.io import copick as cp
+from faket.pipeline.config import MODALITIES, DatasetConfig, load_dataset_config
+from faket.pipeline.steps import reconstruction_file, tomogram_folder
+
+CONFIG_FILE = "dataset_config.yaml"
+
+
+@dataclass
+class ExportSummary:
+    """What :func:`export_copick` wrote."""
+
+    project: Path
+    config: Path
+    runs: list[str] = field(default_factory=list)
+    tomograms: int = 0
+    picks: int = 0
+    seconds: float = 0.0
+
+
+def _frame(config: DatasetConfig):
+    from faket.evaluation.data import reconstruction_frame
+
+    settings = config.reconstruction
+    return reconstruction_frame(
+        tuple(config.phantom.shape),
+        thickness=settings.thickness,
+        pre_binning=settings.pre_binning,
+        z_valid=settings.z_valid,
+        post_binning=settings.post_binning,
+    )
+
+
+def _class_table(folders: list[Path]) -> pd.DataFrame:
+    tables = [pd.read_csv(f / "classes.csv", keep_default_na=False) for f in folders]
+    for folder, table in zip(folders[1:], tables[1:], strict=True):
+        if list(table["name"]) != list(tables[0]["name"]) or list(table["id"]) != list(
+            tables[0]["id"]
+        ):
+            raise FaketError(
+                f"{folder / 'classes.csv'} lists other classes than {folders[0] / 'classes.csv'}; "
+                "a copick project has one set of objects"
+            )
+    return tables[0]
+
+
+def _complete_folders(dataset: Path, config: DatasetConfig) -> list[Path]:
+    folders = [tomogram_folder(dataset, i) for i in range(config.n_tomograms)]
+    for folder in folders:
+        for name in ("classes.csv", "particle_locations.txt", "class_mask.mrc",
+                     "occupancy_mask.mrc", reconstruction_file("benchmark")):
+            if not (folder / name).is_file():
+                raise FaketError(
+                    f"{folder / name} is missing; finish the dataset with faket run first"
+                )
+    return folders
+
+
+def export_copick(
+    dataset_dir: str | os.PathLike[str],
+    project_dir: str | os.PathLike[str],
+    *,
+    user_id: str = "faket",
+    session_id: str = "0",
+    levels: int = 3,
+    modalities: list[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ExportSummary:
+    """Write a dataset made by ``faket run`` as a copick project.
+
+    Parameters
+    ----------
+    dataset_dir : the dataset folder (with ``dataset_config.yaml`` and ``tomo_NNN/``).
+    project_dir : the project folder (created): ``copick_config.json`` and the runs.
+    user_id, session_id : owner of the picks and segmentations (copick's ``"0"`` session
+        marks a tool's output).
+    levels : OME-Zarr scales of every tomogram (3: 1, 2 and 4 times the voxel spacing).
+    modalities : reconstructions to export; default every one present.
+    overwrite : replace an existing project folder (one holding a copick config).
+    progress : a progress bar on stderr.
+
+    Returns
+    -------
+    ExportSummary
+    """
+    cp.import_copick()
+    start = time.perf_counter()
+    dataset = Path(dataset_dir)
+    if not (dataset / CONFIG_FILE).is_file():
+        raise FaketError(f"{dataset}: no {CONFIG_FILE}; pass a dataset folder made by faket run")
+    if levels < 1:
+        raise FaketError(f"levels must be at least 1, got {levels}")
+    unknown = sorted(set(modalities or ()) - set(MODALITIES))
+    if unknown:
+        raise FaketError(f"unknown modality {unknown[0]!r}; choose from {', '.join(MODALITIES)}")
+    config = load_dataset_config(dataset / CONFIG_FILE)
+    folders = _complete_folders(dataset, config)
+    classes = _class_table(folders)
+    objects = cp.pickable_objects(classes)
+    names = {int(row.id): obj.name for row, obj in zip(classes.itertuples(), objects, strict=True)}
+    target = Path(project_dir)
+    summary = ExportSummary(project=target, config=target / cp.CONFIG_FILE)
+    description = f"faket {__version__} dataset {config.name!r} ({dataset.resolve()})"
+    with atomic_folder(target, overwrite=overwrite, marker=cp.CONFIG_FILE) as staging:
+        root = cp.new_project(
+            staging / cp.CONFIG_FILE, staging, objects, name=config.name, description=description
+        )
+        for folder in _bar(folders, progress):
+            written = _export_run(
+                root, folder, _frame(config), names, modalities or MODALITIES,
+                user_id=user_id, session_id=session_id, levels=levels,
+            )
+            summary.runs.append(folder.name)
+            summary.tomograms += written[0]
+            summary.picks += written[1]
+        # The final config points at the final folder, which the rename below creates.
+        cp.new_project(
+            staging / cp.CONFIG_FILE, target, objects, name=config.name, description=description
+        )
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _bar(folders: list[Path], enabled: bool):
+    if not enabled:
+        return folders
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(folders, description="copick export", console=Console(stderr=True),
+                 transient=True)
+
+
+def within_object_ids(class_ids: np.ndarray) -> np.ndarray:
+    """Instance number of each particle within its class: 1, 2, ... in list order.
+
+    Parameters
+    ----------
+    class_ids : array, shape (n,)
+        The class of particle ``i`` (instance ``i + 1`` of the occupancy mask).
+
+    Returns
+    -------
+    array, shape (n + 1,)
+        Index = global instance id (0 = background -> 0), value = number within its class.
+    """
+    ids = np.asarray(class_ids)
+    out = np.zeros(len(ids) + 1, dtype=np.int64)
+    for value in np.unique(ids):
+        members = np.flatnonzero(ids == value)
+        out[members + 1] = np.arange(1, len(members) + 1)
+    return out
+
+
+def _export_run(root, folder: Path, frame, names: dict[int, str], modalities, *,
+                user_id: str, session_id: str, levels: int) -> tuple[int, int]:
+    classes = pd.read_csv(folder / "classes.csv", keep_default_na=False)
+    label_of_name = dict(zip(classes["name"], classes["id"].astype(int), strict=True))
+    particles = read_shrec_particles(folder / "particle_locations.txt")
+    run = root.new_run(folder.name)
+    present = [m for m in modalities if (folder / reconstruction_file(m)).is_file()]
+    shape = voxel_size = None
+    for modality in present:
+        volume = read_mrc(folder / reconstruction_file(modality), ndim=3)
+        if shape is not None and (volume.data.shape != shape or volume.voxel_size != voxel_size):
+            raise FaketError(f"{folder}: reconstructions differ in shape or voxel size")
+        shape, voxel_size = volume.data.shape, volume.voxel_size
+        cp.write_tomogram(run, modality, volume.data, voxel_size, levels)
+    if shape is None:
+        raise FaketError(f"{folder} has none of the reconstructions {list(modalities)}")
+    labels = particles["class_name"].map(label_of_name).to_numpy()
+    if np.isnan(labels.astype(float)).any():
+        raise FaketError(f"{folder}: particle list names a class that classes.csv lacks")
+    labels = labels.astype(np.int64)
+    _write_picks(run, particles, labels, frame, voxel_size, names, user_id, session_id)
+    class_mask = read_mrc(folder / "class_mask.mrc", ndim=3).data
+    occupancy = np.rint(read_mrc(folder / "occupancy_mask.mrc", ndim=3).data).astype(np.int64)
+    class_mask, occupancy = frame.resample(class_mask, shape), frame.resample(occupancy, shape)
+    cp.write_label_segmentation(
+        run, cp.CLASS_SEGMENTATION, class_mask, voxel_size, user_id=user_id, session_id=session_id
+    )
+    label_of_instance = np.concatenate([[0], labels])
+    cp.write_panoptic_segmentation(
+        run,
+        cp.INSTANCE_SEGMENTATION,
+        label_of_instance[occupancy],
+        within_object_ids(labels)[occupancy],
+        voxel_size,
+        user_id=user_id,
+        session_id=session_id,
+    )
+    return len(present), len(particles)
+
+
+def _write_picks(run, particles, labels, frame, voxel_size, names, user_id, session_id) -> None:
+    from faket.phantom.rotations import zxz_to_matrices
+
+    zyx = particles[["z", "y", "x"]].to_numpy(np.float64)
+    positions = frame.to_volume(zyx)[:, ::-1] * voxel_size  # (x, y, z) in Å
+    rotations = zxz_to_matrices(particles[["phi", "theta", "psi"]].to_numpy(np.float64))
+    for label, name in names.items():
+        members = np.flatnonzero(labels == label)
+        cp.write_picks(
+            run,
+            name,
+            positions[members],
+            rotations[members],
+            user_id=user_id,
+            session_id=session_id,
+            instance_ids=np.arange(1, len(members) + 1),
+        )
