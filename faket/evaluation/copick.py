@@ -54,7 +54,7 @@ def _grid_shape(root, run: str, voxel_size: float, tomo_type: str | None) -> tup
     import zarr
 
     spacing = cp.resolve_spacing(root.get_run(run), voxel_size, tomo_type)
-    tomograms = spacing.tomograms if tomo_type is None else [spacing.get_tomogram(tomo_type)]
+    tomograms = spacing.tomograms if tomo_type is None else spacing.get_tomograms(tomo_type)
     if not tomograms:
         raise FaketError(f"run {run!r} has no tomogram at {voxel_size} Å to size the masks")
     return tuple(zarr.open(tomograms[0].zarr(), mode="r")["0"].shape)  # type: ignore[return-value]

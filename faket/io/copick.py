@@ -210,7 +210,7 @@ def _run(root, name: str):
 def resolve_spacing(run, voxel_size: float | None = None, tomo_type: str | None = None):
     """The run's voxel spacing: ``voxel_size`` (Å), else the only one (holding ``tomo_type``)."""
     spacings = [
-        vs for vs in run.voxel_spacings if tomo_type is None or vs.get_tomogram(tomo_type) is not None
+        vs for vs in run.voxel_spacings if tomo_type is None or vs.get_tomograms(tomo_type)
     ]
     sizes = sorted(vs.voxel_size for vs in spacings)
     if voxel_size is not None:
@@ -289,7 +289,7 @@ def read_tomogram(root, run_name: str, *, tomo_type: str | None = None,
     """
     run = _run(root, run_name)
     spacing = resolve_spacing(run, voxel_size, tomo_type)
-    types = [t.tomo_type for t in spacing.tomograms]
+    types = sorted(t.tomo_type for t in spacing.tomograms)
     if tomo_type is None:
         if len(types) != 1:
             raise FaketError(
@@ -297,7 +297,7 @@ def read_tomogram(root, run_name: str, *, tomo_type: str | None = None,
                 "pass --tomo-type"
             )
         tomo_type = types[0]
-    tomogram = spacing.get_tomogram(tomo_type)
+    tomogram = spacing.get_tomograms(tomo_type)[0]
     volume = np.asarray(tomogram.numpy(), dtype=np.float32)
     return volume, float(spacing.voxel_size), tomo_type
 
