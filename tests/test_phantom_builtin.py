@@ -70,3 +70,51 @@ def test_ring_and_cage_centres_are_empty_but_in_the_mask(templates):
 def test_unknown_builtin_is_an_error():
     with pytest.raises(FaketError, match="unknown built-in class"):
         pseudo_atoms("no_such_class")
+
+
+def test_czii_stand_ins_have_the_competition_sizes_and_masses():
+    from faket.phantom.czii import CZII_OBJECTS, czii_names
+
+    assert czii_names() == [
+        "apo-ferritin",
+        "beta-amylase",
+        "beta-galactosidase",
+        "ribosome",
+        "thyroglobulin",
+        "virus-like-particle",
+    ]
+    for name, obj in CZII_OBJECTS.items():
+        template = builtin_template(name, 10.0)
+        # Diameter within 15% of the competition's 2 x radius; mass within 20%
+        # (a pseudo-atom is one ~110 Da residue).
+        assert template.diameter_nm == pytest.approx(obj.radius_A / 5.0, rel=0.15), name
+        assert len(pseudo_atoms(name)) * 0.110 == pytest.approx(obj.mass_kda, rel=0.2), name
+        assert template.info["radius_A"] == obj.radius_A
+        assert template.info["czii_weight"] == obj.weight
+    # Hollow shells: apo-ferritin and the capsid have empty centres.
+    for name in ("apo-ferritin", "virus-like-particle"):
+        t = builtin_template(name, 10.0)
+        c = t.potential.shape[0] // 2
+        assert t.potential[c, c, c] < 0.05 * protein_potential(), name
+
+
+def test_d2_stand_in_is_symmetric_under_its_two_fold_axes():
+    # A 180° turn about z maps the beta-amylase tetramer onto itself (up to the jittered
+    # lattice of pseudo-atoms), but not a chiral, asymmetric class.
+    def overlap(name):
+        t = builtin_template(name, 10.0).potential
+        turned = np.rot90(t, 2, axes=(1, 2))  # (z, y, x) arrays: 180° about z
+        return float((t * turned).sum() / (t * t).sum())
+
+    assert overlap("beta-amylase") > 0.98
+    assert overlap("beta-galactosidase") > 0.98
+    assert overlap("ribosome") < 0.9
+
+
+def test_class_keywords_expand_to_their_sets():
+    from faket.phantom.builtin import BUILTIN_CLASSES, CZII_STAND_INS
+    from faket.phantom.classes import expand_specs
+
+    assert [s.source for s in expand_specs(["czii"])] == list(CZII_STAND_INS)
+    assert [s.source for s in expand_specs(["builtin"])] == list(BUILTIN_CLASSES)
+    assert not set(BUILTIN_CLASSES) & set(CZII_STAND_INS)

@@ -226,3 +226,19 @@ def test_template_files_as_classes(tmp_path, monkeypatch):
     assert list(model.classes["name"][:2]) == ["blob", "rod_15nm"]
     assert (model.particles["class_name"] == "blob").sum() == 5
     assert len(list((tmp_path / "cache" / "templates").glob("*.npz"))) == 1
+
+
+def test_class_table_carries_czii_radii_and_weights():
+    from faket.phantom.czii import CZII_OBJECTS
+
+    config = SMALL | {"shape": (40, 96, 96), "classes": ["czii", "globule_4nm"], "per_class": 1}
+    table = make_grand_model(config, device="cpu").classes.set_index("name")
+    for name, obj in CZII_OBJECTS.items():
+        assert table.loc[name, "radius_A"] == obj.radius_A
+        assert table.loc[name, "czii_weight"] == obj.weight
+    # Other particles: half the diameter and weight 1; vesicles and fiducials weigh 0.
+    assert table.loc["globule_4nm", "radius_A"] == pytest.approx(
+        table.loc["globule_4nm", "diameter_nm"] * 5, abs=0.1
+    )
+    assert table.loc["globule_4nm", "czii_weight"] == 1.0
+    assert table.loc["vesicle", "czii_weight"] == table.loc["fiducial", "czii_weight"] == 0.0

@@ -43,7 +43,8 @@ def phantom_command(
     classes: list[str] | None = typer.Option(
         None,
         "--classes",
-        help="Particle classes: 'builtin', built-in names, PDB/mmCIF/MRC files or PDB IDs; "
+        help="Particle classes: 'builtin' (13 SHREC-like), 'czii' (the 6 CZII types), built-in "
+        "names, PDB/mmCIF/MRC files or PDB IDs; "
         "repeat the option or separate with commas (default: builtin).",
     ),
     per_class: int | None = typer.Option(None, "--per-class", help="Particles per class."),

@@ -1,4 +1,4 @@
-"""Built-in procedural particles: offline stand-ins for real proteins, 4 to 28 nm.
+"""Built-in procedural particles: offline stand-ins for real proteins, 4 to 30 nm.
 
 Each class is a solid shape (a union of ellipsoids, capsules and shells, with pores cut
 out) filled with Gaussian "pseudo-atoms", one per average amino-acid residue on a jittered
@@ -19,6 +19,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from faket.errors import FaketError
+from faket.phantom.czii import CZII_OBJECTS
 from faket.phantom.physics import POTENTIAL_CONSTANT, residue_scattering, residue_volume
 from faket.phantom.splat import splat_gaussians
 from faket.phantom.templates import Template, finish_template
@@ -161,6 +162,66 @@ def _filament(rng):
     return _union(*beads)
 
 
+def _d2(centre, radii, rng, lumps: int) -> list[Shape]:
+    """Four copies of a lumpy subunit related by the three two-fold axes (D2)."""
+    subunit = _union(*_lumps(rng, centre, radii, lumps, 0.7))
+    parts: list[Shape] = []
+    for signs in ((1, 1, 1), (-1, -1, 1), (-1, 1, -1), (1, -1, -1)):
+        turn = np.diag(np.asarray(signs, float))  # identity or a 180° turn about x, y, z
+        parts.append(lambda p, turn=turn: subunit(p @ turn))
+    return parts
+
+
+def _apoferritin(rng):
+    # 24-mer octahedral shell, 12 nm outside, 8 nm lumen, narrow 3-fold channels.
+    shell = _cage(57, 17, "octahedral", 4)
+    bumps = [_ellipsoid(d * 53, [9, 9, 6]) for d in _directions("icosahedral")]
+    return _minus(_union(shell, *bumps), _shell(0, 39))
+
+
+def _beta_amylase(rng):
+    return _union(*_d2([22, 19, 14], [27, 24, 22], rng, 2))
+
+
+def _beta_galactosidase(rng):
+    # Four elongated subunits in a D2 tetramer with an open central channel.
+    tetramer = _union(*_d2([38, 26, 6], [46, 29, 25], rng, 3))
+    return _minus(tetramer, _capsule([0, 0, -80], [0, 0, 80], 10))
+
+
+def _ribosome(rng):
+    large = _lumps(rng, [0, -38, 0], [104, 92, 84], 6, 0.75)
+    small = _lumps(rng, [12, 74, 6], [88, 56, 68], 5, 0.75)
+    tunnel = _capsule([0, -40, 0], [0, -140, 30], 9)
+    return _minus(_union(*large, *small), tunnel)
+
+
+def _thyroglobulin(rng):
+    # Two intertwined monomers, each a chain of five domains, side by side.
+    parts: list[Shape] = []
+    for sign in (1, -1):
+        for k, x in enumerate(np.linspace(-88, 88, 5)):
+            y = sign * (20 + 6 * np.sin(k))
+            parts.append(_ellipsoid([x, y, 8 * np.cos(2 * k)], [30, 28, 25], _tilt(rng, 20)))
+    return _union(*parts)
+
+
+def _virus_like_particle(rng):
+    # Icosahedral capsid with capsomer knobs on the five- and three-fold axes.
+    shell = _shell(100, 120)
+    fives = [_ellipsoid(d * 121, [16, 16, 10]) for d in _directions("icosahedral")]
+    faces = _directions("icosahedral")
+    threes = []
+    for i in range(len(faces)):
+        for j in range(i + 1, len(faces)):
+            for k in range(j + 1, len(faces)):
+                centre = faces[i] + faces[j] + faces[k]
+                norm = np.linalg.norm(centre)
+                if norm > 2.7:  # the 20 faces of the icosahedron
+                    threes.append(_ellipsoid(centre / norm * 120, [12, 12, 8]))
+    return _union(shell, *fives, *threes)
+
+
 #: name -> (shape builder, bounding radius in Å, description)
 BUILTIN_CLASSES: dict[str, tuple[Callable, float, str]] = {
     "globule_4nm": (lambda r: _globule(r, [19, 17, 15], 2), 32, "small compact globule"),
@@ -179,9 +240,31 @@ BUILTIN_CLASSES: dict[str, tuple[Callable, float, str]] = {
 }
 
 
+#: Stand-ins for the six CZII particle types (:mod:`faket.phantom.czii`): the same names,
+#: sizes near the competition's radii, masses and symmetries near the real complexes'.
+CZII_STAND_INS: dict[str, tuple[Callable, float, str]] = {
+    "apo-ferritin": (_apoferritin, 70, "octahedral 24-mer shell, 12 nm (apoferritin-like)"),
+    "beta-amylase": (_beta_amylase, 70, "D2 tetramer of globules, ~220 kDa"),
+    "beta-galactosidase": (_beta_galactosidase, 100, "D2 tetramer of elongated subunits"),
+    "ribosome": (_ribosome, 160, "80S-like: large and small subunit, exit tunnel"),
+    "thyroglobulin": (_thyroglobulin, 130, "elongated dimer of five-domain chains"),
+    "virus-like-particle": (_virus_like_particle, 150, "icosahedral capsid with knobs"),
+}
+
+#: Every built-in class: the SHREC-like set, then the CZII stand-ins.
+ALL_BUILTINS = BUILTIN_CLASSES | CZII_STAND_INS
+
+#: Keywords of a config's ``classes`` that stand for a whole set of built-in classes.
+BUILTIN_SETS: dict[str, list[str]] = {
+    "builtin": list(BUILTIN_CLASSES),
+    "czii": list(CZII_STAND_INS),
+}
+
+
 def builtin_names() -> list[str]:
-    """Names of the built-in classes, smallest first."""
-    return list(BUILTIN_CLASSES)
+    """Names of every built-in class: the SHREC-like set (smallest first), then the six
+    CZII stand-ins (``classes: [builtin]`` gives the first set, ``[czii]`` the second)."""
+    return list(ALL_BUILTINS)
 
 
 def class_seed(name: str) -> int:
@@ -202,11 +285,9 @@ def pseudo_atoms(name: str) -> np.ndarray:
     np.ndarray
         ``(m, 3)`` ``(x, y, z)`` positions in Å, centred on their mean.
     """
-    if name not in BUILTIN_CLASSES:
-        raise FaketError(
-            f"unknown built-in class {name!r}; choose from {', '.join(BUILTIN_CLASSES)}"
-        )
-    build, bound, _ = BUILTIN_CLASSES[name]
+    if name not in ALL_BUILTINS:
+        raise FaketError(f"unknown built-in class {name!r}; choose from {', '.join(ALL_BUILTINS)}")
+    build, bound, _ = ALL_BUILTINS[name]
     rng = np.random.default_rng(class_seed(name))
     shape = build(rng)
     spacing = residue_volume() ** (1 / 3)
@@ -251,5 +332,7 @@ def builtin_template(
         (size, size, size),
         device=device,
     )
-    info = {"pseudo_atoms": int(len(points)), "description": BUILTIN_CLASSES[name][2]}
+    info = {"pseudo_atoms": int(len(points)), "description": ALL_BUILTINS[name][2]}
+    if name in CZII_OBJECTS:
+        info |= {"radius_A": CZII_OBJECTS[name].radius_A, "czii_weight": CZII_OBJECTS[name].weight}
     return finish_template(name, "builtin", grid, voxel_size, info)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from faket.errors import FaketError
-from faket.phantom.builtin import builtin_names, builtin_template
+from faket.phantom.builtin import BUILTIN_SETS, builtin_names, builtin_template
 from faket.phantom.cache import default_cache_dir
 from faket.phantom.config import ClassSpec, PhantomConfig
 from faket.phantom.download import fetch_pdb, is_pdb_id
@@ -23,12 +23,14 @@ RESERVED = ("vesicle", "fiducial", "background")
 
 
 def expand_specs(entries: list[str | ClassSpec]) -> list[ClassSpec]:
-    """Expand ``builtin`` into every built-in class and strings into specs; drop repeats."""
+    """Expand ``builtin`` (the SHREC-like built-in set) and ``czii`` (the six CZII stand-ins)
+    into their classes and strings into specs; drop repeats."""
     specs: list[ClassSpec] = []
     for entry in entries:
         spec = ClassSpec(source=entry) if isinstance(entry, str) else entry
-        if spec.source == "builtin":
-            specs += [spec.model_copy(update={"source": n, "name": None}) for n in builtin_names()]
+        if spec.source in BUILTIN_SETS:
+            names = BUILTIN_SETS[spec.source]
+            specs += [spec.model_copy(update={"source": n, "name": None}) for n in names]
         else:
             specs.append(spec)
     unique: dict[tuple, ClassSpec] = {}

@@ -42,7 +42,8 @@ class PhantomConfig(_Strict):
     voxel_size: float = Field(10.0, gt=0, description="Voxel size in Å.")
     classes: list[str | ClassSpec] = Field(
         ["builtin"],
-        description="Particle classes: 'builtin' (all built-in classes), built-in names, "
+        description="Particle classes: 'builtin' (the 13 SHREC-like built-ins), 'czii' (the "
+        "six CZII stand-ins), built-in names, "
         "PDB/mmCIF/MRC files, PDB IDs (downloaded), or class specs.",
     )
     per_class: int | None = Field(

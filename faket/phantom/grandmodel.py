@@ -58,7 +58,8 @@ class GrandModel:
     particles
         Particle list with :data:`faket.io.COLUMNS`; row ``i`` is instance ``i + 1``.
     classes
-        Class table: ``id, name, kind, source, diameter_nm, requested, placed``.
+        Class table: ``id, name, kind, source, diameter_nm, requested, radius_A,
+        czii_weight, placed`` (radius in Å and weight for the CZII metric).
     voxel_size
         Voxel size in Å.
     config
@@ -153,20 +154,56 @@ def make_grand_model(
     return _finish(packer, placed, table, cfg, templates)
 
 
+CLASS_TABLE_COLUMNS = [
+    "id",
+    "name",
+    "kind",
+    "source",
+    "diameter_nm",
+    "requested",
+    "radius_A",
+    "czii_weight",
+]
+
+
 def _class_table(templates: list[Template], counts: list[int], cfg: PhantomConfig) -> pd.DataFrame:
+    # radius_A and czii_weight feed the CZII metric: a template may carry the competition's
+    # values (the CZII stand-ins do); otherwise half the diameter and weight 1. Vesicles
+    # and fiducials are not particles: weight 0.
     rows = [
-        (i + 1, t.name, "particle", t.source, round(t.diameter_nm, 2), counts[i])
+        (
+            i + 1,
+            t.name,
+            "particle",
+            t.source,
+            round(t.diameter_nm, 2),
+            counts[i],
+            float(t.info.get("radius_A", round(t.diameter_nm * 5.0, 1))),
+            float(t.info.get("czii_weight", 1.0)),
+        )
         for i, t in enumerate(templates)
     ]
     k = len(templates)
     n_vesicles, n_fiducials = cfg.object_counts()
     # Vesicles: the largest outer diameter they may have in this volume.
-    vesicle_d = 2 * _vesicle_radii(cfg)[1] + cfg.membrane_thickness_nm
-    rows.append((k + 1, "vesicle", "vesicle", "procedural", round(vesicle_d, 2), n_vesicles))
+    vesicle_d = round(2 * _vesicle_radii(cfg)[1] + cfg.membrane_thickness_nm, 2)
+    fiducial_d = cfg.fiducial_diameter_nm
     rows.append(
-        (k + 2, "fiducial", "fiducial", "procedural (gold)", cfg.fiducial_diameter_nm, n_fiducials)
+        (k + 1, "vesicle", "vesicle", "procedural", vesicle_d, n_vesicles, vesicle_d * 5, 0.0)
     )
-    return pd.DataFrame(rows, columns=["id", "name", "kind", "source", "diameter_nm", "requested"])
+    rows.append(
+        (
+            k + 2,
+            "fiducial",
+            "fiducial",
+            "procedural (gold)",
+            fiducial_d,
+            n_fiducials,
+            fiducial_d * 5,
+            0.0,
+        )
+    )
+    return pd.DataFrame(rows, columns=CLASS_TABLE_COLUMNS)
 
 
 def _place_stamp(packer, stamp, class_id, rng, cfg, bar, order) -> _Placed | None:
