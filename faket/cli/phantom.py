@@ -70,6 +70,18 @@ def phantom_command(
     config: Path | None = typer.Option(
         None, "--config", help="YAML/JSON file of phantom settings; options override it."
     ),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="A ready-made world: czii (the six CZII types, 630 x 630 x 184 voxels at 10 Å); "
+        "the config file and options override it.",
+    ),
+    models: list[Path] | None = typer.Option(
+        None, "--models", help="Folder of atomic models (<pdb id>.cif/.pdb) for --preset czii."
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="--preset czii: do not try to download atomic models."
+    ),
     plot: bool = typer.Option(False, "--plot", help="Also write grandmodel.png, classes.png."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache templates on disk."),
     device: str = DeviceOption,
@@ -84,8 +96,9 @@ def phantom_command(
     """
     from faket.phantom import check_folder, make_grand_model, parse_config, write_grand_model
 
+    base = _preset_settings(preset, models or [], offline, quiet)
     settings = parse_config(
-        _load_settings(config),
+        base | _load_settings(config),
         shape=shape,
         voxel_size=voxel_size,
         classes=_class_list(classes),
@@ -107,6 +120,20 @@ def phantom_command(
     if not quiet:
         short = f"; could not place {model.unplaced}" if model.unplaced else ""
         typer.echo(f"wrote {output}: {len(model.particles)} objects{short}", err=True)
+
+
+def _preset_settings(name: str | None, models: list[Path], offline: bool, quiet: bool) -> dict:
+    if name is None:
+        if models:
+            raise FaketError("--models needs --preset czii (or name the files in --classes)")
+        return {}
+    from faket.phantom.presets import phantom_preset
+
+    settings, notes = phantom_preset(name, models, download=not offline)
+    if not quiet:
+        for note in notes:
+            typer.echo(f"faket: {note}", err=True)
+    return settings
 
 
 def _plot(model, folder: Path) -> None:

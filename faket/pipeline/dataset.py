@@ -148,7 +148,11 @@ def run_dataset(
         max(1, (os.cpu_count() or 1) // workers) if scheduler is None and workers > 1 else None
     )
     arguments = (config.model_dump(mode="json"), str(folder), threads)
-    n_jobs = config.n_tomograms + len(config.training_indices) + 2
+    n_jobs = config.n_tomograms + len(config.training_indices) + 2 + config.copick.enabled
+    if config.copick.enabled:
+        from faket.io.copick import import_copick
+
+        import_copick()  # before hours of work, not after
     client, cluster = _start_dask(workers, scheduler)
     summary = RunSummary()
     try:
@@ -162,6 +166,11 @@ def run_dataset(
             )
             summary.records.append(figures_step(config, folder))
             advance()
+            if config.copick.enabled:
+                from faket.pipeline.export import copick_step
+
+                summary.records.append(copick_step(config, folder))
+                advance()
     finally:
         if client is not None:
             client.close()

@@ -23,6 +23,7 @@ from faket.errors import FaketError
 from faket.io import atomic_folder, read_mrc, read_shrec_particles
 from faket.io import copick as cp
 from faket.pipeline.config import MODALITIES, DatasetConfig, load_dataset_config
+from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
 from faket.pipeline.steps import reconstruction_file, tomogram_folder
 
 CONFIG_FILE = "dataset_config.yaml"
@@ -232,3 +233,31 @@ def _write_picks(run, particles, labels, frame, voxel_size, names, user_id, sess
             session_id=session_id,
             instance_ids=np.arange(1, len(members) + 1),
         )
+
+
+def copick_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
+    """``faket run``'s last step when ``copick.enabled``: the dataset as a copick project.
+
+    Redone whenever a phantom or a reconstruction changed, or the copick settings did.
+    """
+    settings = config.copick
+    digests = []
+    for index in range(config.n_tomograms):
+        manifest = Manifest(tomogram_folder(dataset_dir, index))
+        names = sorted(n for n in manifest.steps if n == "phantom" or n.startswith("reconstruction_"))
+        digests.append([manifest.digest(n) for n in names])
+    digest = settings_hash("copick", digests, settings.model_dump(mode="json"))
+    output = f"{settings.folder}/{cp.CONFIG_FILE}"
+
+    def compute() -> None:
+        export_copick(
+            dataset_dir,
+            Path(dataset_dir) / settings.folder,
+            user_id=settings.user_id,
+            session_id=settings.session_id,
+            levels=settings.levels,
+            overwrite=True,
+            progress=False,
+        )
+
+    return run_step(Manifest(dataset_dir), "copick", digest, (output,), compute)
