@@ -78,15 +78,48 @@ def test_trained_model_scores_a_copick_run_end_to_end(project, tmp_path, capsys)
     model = ["--model", run / "best.pt"]
     mrc = dataset / "tomo_002" / "reconstruction_benchmark.mrc"
     _run(["evaluate", "predict", mrc, *model, "-o", tmp_path / "from_mrc.csv", "-q"])
-    _run(["evaluate", "predict", config, "--run", "tomo_002", "--tomo-type", "benchmark",
-          *model, "-o", tmp_path / "from_copick.csv"])  # fmt: skip
+    _run(
+        [
+            "evaluate",
+            "predict",
+            config,
+            "--run",
+            "tomo_002",
+            "--tomo-type",
+            "benchmark",
+            *model,
+            "-o",
+            tmp_path / "from_copick.csv",
+        ]
+    )
     assert "run tomo_002, benchmark at 1 Å" in capsys.readouterr().err
     a, b = (pd.read_csv(tmp_path / f"from_{s}.csv") for s in ("mrc", "copick"))
     pd.testing.assert_frame_equal(a, b)
-    _run(["evaluate", "score", tmp_path / "from_mrc.csv", "--truth", dataset / "tomo_002",
-          "-o", tmp_path / "s_folder", "-q"])  # fmt: skip
-    _run(["evaluate", "score", tmp_path / "from_copick.csv", "--truth", config.parent,
-          "--run", "tomo_002", "-o", tmp_path / "s_copick"])  # fmt: skip
+    _run(
+        [
+            "evaluate",
+            "score",
+            tmp_path / "from_mrc.csv",
+            "--truth",
+            dataset / "tomo_002",
+            "-o",
+            tmp_path / "s_folder",
+            "-q",
+        ]
+    )
+    _run(
+        [
+            "evaluate",
+            "score",
+            tmp_path / "from_copick.csv",
+            "--truth",
+            config.parent,
+            "--run",
+            "tomo_002",
+            "-o",
+            tmp_path / "s_copick",
+        ]
+    )
     assert "instances from segmentation" in capsys.readouterr().err
     folder_scores, copick_scores = (
         json.loads((tmp_path / s / "scores.json").read_text()) for s in ("s_folder", "s_copick")
@@ -100,8 +133,14 @@ def _portal_like_project(folder, radius_A: float = 2.0):
     """A project as the Data Portal gives one: a tomogram and points, no masks."""
     tomogram = synthetic_tomogram(4)
     objects = cp.pickable_objects(
-        pd.DataFrame({"id": [1, 2], "name": ["small", "big"], "kind": "particle",
-                      "radius_A": [radius_A, 2 * radius_A]})  # fmt: skip
+        pd.DataFrame(
+            {
+                "id": [1, 2],
+                "name": ["small", "big"],
+                "kind": "particle",
+                "radius_A": [radius_A, 2 * radius_A],
+            }
+        )
     )
     root = cp.new_project(folder / "c.json", folder, objects, name="portal")
     run = root.new_run("TS_5_4")
@@ -110,8 +149,14 @@ def _portal_like_project(folder, radius_A: float = 2.0):
     for name in ("small", "big"):
         rows = (tomogram.particles["class_name"] == name).to_numpy()
         for user in ("data-portal", "curation"):
-            cp.write_picks(run, name, xyz[rows], np.tile(np.eye(3), (rows.sum(), 1, 1)),
-                           user_id=user, session_id="0")  # fmt: skip
+            cp.write_picks(
+                run,
+                name,
+                xyz[rows],
+                np.tile(np.eye(3), (rows.sum(), 1, 1)),
+                user_id=user,
+                session_id="0",
+            )
     return folder / "c.json", tomogram
 
 
@@ -136,8 +181,10 @@ def test_score_cli_copick_errors(tmp_path, capsys):
     config, tomogram = _portal_like_project(tmp_path)
     write_shrec_particles(tmp_path / "p.txt", tomogram.particles)
     argv = ["evaluate", "score", tmp_path / "p.txt", "--truth", config, "-o", tmp_path / "s"]
-    for extra, message in (([], "pass --run NAME"),
-                           (["--run", "TS_5_4", "--voxel-spacing", "7"], "no voxel spacing 7.0")):  # fmt: skip
+    for extra, message in (
+        ([], "pass --run NAME"),
+        (["--run", "TS_5_4", "--voxel-spacing", "7"], "no voxel spacing 7.0"),
+    ):
         with pytest.raises(SystemExit) as stop:
             main([str(a) for a in [*argv, *extra]])
         assert stop.value.code == 2

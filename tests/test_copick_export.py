@@ -62,8 +62,11 @@ def test_objects_carry_label_radius_pdb_id_and_faket_names():
     assert [o.radius for o in objects] == pytest.approx([27.35, 60.0, 120.0])  # Å
     assert [o.pdb_id for o in objects] == [None, "1BXN", None]
     assert [o.is_particle for o in objects] == [True, True, False]
-    assert objects[0].metadata["faket"] == {"class_name": "globule_4nm", "class_id": 1,
-                                            "kind": "particle"}  # fmt: skip
+    assert objects[0].metadata["faket"] == {
+        "class_name": "globule_4nm",
+        "class_id": 1,
+        "kind": "particle",
+    }
     assert len({o.color for o in objects}) == 3
     clash = classes.assign(name=["a_b", "a-b", "c"])
     with pytest.raises(FaketError, match="both become copick object 'a-b'"):
@@ -96,7 +99,9 @@ def test_tomograms_are_the_reconstructions_at_scales_1_2_4(exported):
     blocks = expected.reshape(12, 2, 24, 2, 24, 2).mean(axis=(1, 3, 5))
     np.testing.assert_allclose(tomogram.numpy("1"), blocks, rtol=1e-5, atol=1e-6)
     attrs = zarr.open(tomogram.zarr(), mode="r").attrs.asdict()
-    scales = [d["coordinateTransformations"][0]["scale"] for d in attrs["multiscales"][0]["datasets"]]
+    scales = [
+        d["coordinateTransformations"][0]["scale"] for d in attrs["multiscales"][0]["datasets"]
+    ]
     assert scales == [[10.0] * 3, [20.0] * 3, [40.0] * 3]
     assert [a["unit"] for a in attrs["multiscales"][0]["axes"]] == ["angstrom"] * 3
 
@@ -138,9 +143,13 @@ def test_segmentations_are_the_class_and_instance_masks(exported):
     classes = pd.read_csv(folder / "classes.csv")
     ids = particles["class_name"].map(dict(zip(classes["name"], classes["id"], strict=True)))
     for instance in range(1, len(particles) + 1):
-        label, within = ids.iloc[instance - 1], (ids.iloc[:instance] == ids.iloc[instance - 1]).sum()
-        np.testing.assert_array_equal((both[0] == label) & (both[1] == within),
-                                      occupancy == instance)  # fmt: skip
+        label, within = (
+            ids.iloc[instance - 1],
+            (ids.iloc[:instance] == ids.iloc[instance - 1]).sum(),
+        )
+        np.testing.assert_array_equal(
+            (both[0] == label) & (both[1] == within), occupancy == instance
+        )
 
 
 def test_within_object_ids():
@@ -149,8 +158,7 @@ def test_within_object_ids():
 
 def test_binned_reconstruction_gets_picks_and_masks_on_its_own_grid(tmp_path):
     dataset = write_copick_dataset(tmp_path / "data", post_binning=2)
-    summary = export_copick(dataset, tmp_path / "project", modalities=["benchmark"],
-                            progress=False)  # fmt: skip
+    summary = export_copick(dataset, tmp_path / "project", modalities=["benchmark"], progress=False)
     root = copick.from_file(str(summary.config))
     run = root.get_run("tomo_000")
     assert [vs.voxel_size for vs in run.voxel_spacings] == [20.0]
@@ -184,8 +192,20 @@ def test_existing_project_needs_overwrite_and_failure_leaves_nothing(exported, t
 def test_cli_export_and_its_errors(exported, tmp_path, capsys):
     dataset, _ = exported
     with pytest.raises(SystemExit) as stop:
-        main(["export", "copick", str(dataset), "-o", str(tmp_path / "p"), "-q",
-              "--user-id", "curation", "-m", "benchmark"])  # fmt: skip
+        main(
+            [
+                "export",
+                "copick",
+                str(dataset),
+                "-o",
+                str(tmp_path / "p"),
+                "-q",
+                "--user-id",
+                "curation",
+                "-m",
+                "benchmark",
+            ]
+        )
     assert stop.value.code == 0
     assert "3 runs, 3 tomograms" in capsys.readouterr().err
     root = copick.from_file(str(tmp_path / "p" / "copick_config.json"))
@@ -200,3 +220,31 @@ def test_missing_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "copick", None)  # import copick now raises ImportError
     with pytest.raises(FaketError, match=r"pip install 'faket\[copick\]'"):
         cp.import_copick()
+
+
+def test_run_step_exports_once_and_again_when_a_reconstruction_changes(exported, tmp_path):
+    from faket.pipeline import load_dataset_config
+    from faket.pipeline.export import copick_step
+    from faket.pipeline.manifest import Manifest
+
+    dataset = tmp_path / "data"
+    shutil.copytree(exported[0], dataset)
+    for folder in sorted(dataset.glob("tomo_*")):  # as faket run records its steps
+        manifest = Manifest(folder)
+        for step in ["phantom", *(f"reconstruction_{m}" for m in TRAINING)]:
+            manifest.record(step, f"{folder.name}-{step}", [], 0.0)
+    config = load_dataset_config(dataset / "dataset_config.yaml")
+    config = config.model_copy(
+        update={
+            "copick": config.copick.model_copy(
+                update={"enabled": True, "folder": "cp", "user_id": "sim"}
+            )
+        }
+    )
+    first = copick_step(config, dataset)
+    assert first.ran and first.outputs == ["cp/copick_config.json"]
+    root = copick.from_file(str(dataset / "cp" / "copick_config.json"))
+    assert {p.user_id for p in root.get_run("tomo_001").picks} == {"sim"}
+    assert not copick_step(config, dataset).ran
+    Manifest(dataset / "tomo_001").record("reconstruction_noisy", "changed", [], 0.0)
+    assert copick_step(config, dataset).ran

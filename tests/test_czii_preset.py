@@ -43,7 +43,9 @@ def _ball_model(path: Path, radius: float, n: int = 400, seed: int = 0) -> Path:
 
 
 def test_model_radius_of_a_ball_is_its_radius(tmp_path):
-    assert model_radius_A(_ball_model(tmp_path / "b.pdb", 60.0, n=3000)) == pytest.approx(60, rel=0.03)
+    assert model_radius_A(_ball_model(tmp_path / "b.pdb", 60.0, n=3000)) == pytest.approx(
+        60, rel=0.03
+    )
 
 
 def test_local_downloaded_and_missing_models(tmp_path):
@@ -96,8 +98,9 @@ def test_atomic_czii_class_carries_the_competition_radius_and_weight(tmp_path):
 def test_shared_apoferritin_model_is_accepted(tmp_path):
     specs, notes = czii_classes([SHARED], download=False, cache_dir=tmp_path)
     assert specs[0].source == str(SHARED / "4v1w.cif") and specs[0].name == "apo-ferritin"
-    assert all(spec.source == name for spec, name in zip(specs[1:], list(CZII_OBJECTS)[1:],
-                                                          strict=True))  # fmt: skip
+    assert all(
+        spec.source == name for spec, name in zip(specs[1:], list(CZII_OBJECTS)[1:], strict=True)
+    )
 
 
 def test_presets_have_the_competition_geometry(tmp_path):
@@ -118,8 +121,23 @@ def test_presets_have_the_competition_geometry(tmp_path):
 def test_phantom_cli_preset_says_which_models(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FAKET_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "gm"
-    argv = ["phantom", "--preset", "czii", "--offline", "-o", str(out), "--shape", "48", "96",
-            "96", "--allow-partial", "--vesicles", "0", "--device", "cpu"]  # fmt: skip
+    argv = [
+        "phantom",
+        "--preset",
+        "czii",
+        "--offline",
+        "-o",
+        str(out),
+        "--shape",
+        "48",
+        "96",
+        "96",
+        "--allow-partial",
+        "--vesicles",
+        "0",
+        "--device",
+        "cpu",
+    ]
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code in (0, None)

@@ -80,14 +80,26 @@ def test_download_over_http_checks_the_real_sha256(served, tmp_path):
         download_imagenet(tmp_path / "c.pth", url=f"{base}/missing.pth", hash_prefix=None)
 
 
-def test_cli_download_to_a_file_url_then_every_command_uses_it(served, tmp_path, monkeypatch,
-                                                                capsys):  # fmt: skip
+def test_cli_download_to_a_file_url_then_every_command_uses_it(
+    served, tmp_path, monkeypatch, capsys
+):
     _, path, _ = served
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     target = tmp_path / "weights" / "vgg19.pth"
     with pytest.raises(SystemExit) as stop:
-        main(["weights", "download", "--to", str(target), "--url", path.as_uri(),
-              "--sha256", digest, "-q"])  # fmt: skip
+        main(
+            [
+                "weights",
+                "download",
+                "--to",
+                str(target),
+                "--url",
+                path.as_uri(),
+                "--sha256",
+                digest,
+                "-q",
+            ]
+        )
     assert stop.value.code == 0
     err = capsys.readouterr().err
     assert f"export {WEIGHTS_ENV}={target.resolve()}" in err

@@ -59,12 +59,16 @@ RunOption = typer.Option(
     None, "--run", help="Run name, when the truth or the volume is a copick project."
 )
 VoxelSpacingOption = typer.Option(
-    None, "--voxel-spacing", help="copick voxel spacing (Å) of the coordinates (default: the only one)."
+    None,
+    "--voxel-spacing",
+    help="copick voxel spacing (Å) of the coordinates (default: the only one).",
 )
 TomoTypeOption = typer.Option(
     None, "--tomo-type", help="copick tomogram type, e.g. benchmark or wbp (default: the only one)."
 )
-UserOption = typer.Option(None, "--user-id", help="copick truth: whose picks (default: the only owner).")
+UserOption = typer.Option(
+    None, "--user-id", help="copick truth: whose picks (default: the only owner)."
+)
 SessionOption = typer.Option(None, "--session-id", help="copick truth: which session of theirs.")
 
 

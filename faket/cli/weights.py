@@ -80,7 +80,9 @@ def info_command() -> None:
     else:
         found = "nothing local: faket style would download; nst.weights auto means random"
     lines.append(f"now: {found}")
-    lines.append("--weights PATH (or nst.weights: PATH) uses that file; --weights random needs none.")
+    lines.append(
+        "--weights PATH (or nst.weights: PATH) uses that file; --weights random needs none."
+    )
     typer.echo("\n".join(lines))
 
 

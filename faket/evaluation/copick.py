@@ -46,8 +46,13 @@ def copick_volume(
     tomo_type: str | None = None,
     voxel_size: float | None = None,
 ) -> tuple[np.ndarray, float, str]:
-    """A run's tomogram: ``(volume, voxel size in Å, tomo type)`` (see :func:`faket.io.copick.read_tomogram`)."""
-    return cp.read_tomogram(cp.open_project(project), run, tomo_type=tomo_type, voxel_size=voxel_size)
+    """A run's tomogram: ``(volume, voxel size in Å, tomo type)``.
+
+    See :func:`faket.io.copick.read_tomogram`.
+    """
+    return cp.read_tomogram(
+        cp.open_project(project), run, tomo_type=tomo_type, voxel_size=voxel_size
+    )
 
 
 def _grid_shape(root, run: str, voxel_size: float, tomo_type: str | None) -> tuple[int, int, int]:
@@ -65,7 +70,9 @@ def _instances_from_segmentation(panoptic: np.ndarray, picks: pd.DataFrame) -> n
     occupancy = np.zeros(labels.shape, dtype=np.int32)
     for label, rows in picks.groupby("label").groups.items():
         rows = np.asarray(rows)
-        lookup = np.zeros(int(max(within.max(), picks.loc[rows, "instance_id"].max())) + 1, np.int64)
+        lookup = np.zeros(
+            int(max(within.max(), picks.loc[rows, "instance_id"].max())) + 1, np.int64
+        )
         lookup[picks.loc[rows, "instance_id"].to_numpy(np.int64)] = rows + 1
         where = labels == label
         occupancy[where] = lookup[within[where]]

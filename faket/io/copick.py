@@ -157,8 +157,14 @@ def pickable_objects(classes: pd.DataFrame) -> list:
     return objects
 
 
-def new_project(config: str | os.PathLike[str], overlay_root: str | os.PathLike[str], objects, *,
-                name: str, description: str = ""):
+def new_project(
+    config: str | os.PathLike[str],
+    overlay_root: str | os.PathLike[str],
+    objects,
+    *,
+    name: str,
+    description: str = "",
+):
     """Write a filesystem copick config (``copick.new_config``) and open it.
 
     Parameters
@@ -209,9 +215,7 @@ def _run(root, name: str):
 
 def resolve_spacing(run, voxel_size: float | None = None, tomo_type: str | None = None):
     """The run's voxel spacing: ``voxel_size`` (Å), else the only one (holding ``tomo_type``)."""
-    spacings = [
-        vs for vs in run.voxel_spacings if tomo_type is None or vs.get_tomograms(tomo_type)
-    ]
+    spacings = [vs for vs in run.voxel_spacings if tomo_type is None or vs.get_tomograms(tomo_type)]
     sizes = sorted(vs.voxel_size for vs in spacings)
     if voxel_size is not None:
         for vs in spacings:
@@ -240,8 +244,16 @@ def write_tomogram(run, tomo_type: str, volume: np.ndarray, voxel_size: float, l
     return tomogram
 
 
-def write_picks(run, name: str, positions_A: np.ndarray, rotations: np.ndarray, *,
-                user_id: str, session_id: str, instance_ids: np.ndarray | None = None):
+def write_picks(
+    run,
+    name: str,
+    positions_A: np.ndarray,
+    rotations: np.ndarray,
+    *,
+    user_id: str,
+    session_id: str,
+    instance_ids: np.ndarray | None = None,
+):
     """Store one object's points: ``(n, 3)`` ``(x, y, z)`` in Å and ``(n, 3, 3)`` rotations."""
     positions = np.asarray(positions_A, dtype=np.float64).reshape(-1, 3)
     transforms = np.tile(np.eye(4), (len(positions), 1, 1))
@@ -251,8 +263,9 @@ def write_picks(run, name: str, positions_A: np.ndarray, rotations: np.ndarray, 
     return picks
 
 
-def write_label_segmentation(run, name: str, labels: np.ndarray, voxel_size: float, *,
-                             user_id: str, session_id: str):
+def write_label_segmentation(
+    run, name: str, labels: np.ndarray, voxel_size: float, *, user_id: str, session_id: str
+):
     """Store a multilabel segmentation (voxel = object label, 0 = background)."""
     segmentation = run.new_segmentation(
         voxel_size, name, session_id, is_multilabel=True, user_id=user_id, exist_ok=True
@@ -261,8 +274,16 @@ def write_label_segmentation(run, name: str, labels: np.ndarray, voxel_size: flo
     return segmentation
 
 
-def write_panoptic_segmentation(run, name: str, labels: np.ndarray, instances: np.ndarray,
-                                voxel_size: float, *, user_id: str, session_id: str):
+def write_panoptic_segmentation(
+    run,
+    name: str,
+    labels: np.ndarray,
+    instances: np.ndarray,
+    voxel_size: float,
+    *,
+    user_id: str,
+    session_id: str,
+):
     """Store a panoptic segmentation: object labels and instance ids within each object."""
     segmentation = run.new_segmentation(
         voxel_size, name, session_id, is_panoptic=True, user_id=user_id, exist_ok=True
@@ -271,8 +292,9 @@ def write_panoptic_segmentation(run, name: str, labels: np.ndarray, instances: n
     return segmentation
 
 
-def read_tomogram(root, run_name: str, *, tomo_type: str | None = None,
-                  voxel_size: float | None = None) -> tuple[np.ndarray, float, str]:
+def read_tomogram(
+    root, run_name: str, *, tomo_type: str | None = None, voxel_size: float | None = None
+) -> tuple[np.ndarray, float, str]:
     """A run's tomogram at full resolution.
 
     Parameters
@@ -350,8 +372,14 @@ def _pick_sets(run, names, user_id, session_id):
     return sets
 
 
-def read_picks(root, run_name: str, *, user_id: str | None = None,
-               session_id: str | None = None, objects: list[str] | None = None) -> pd.DataFrame:
+def read_picks(
+    root,
+    run_name: str,
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    objects: list[str] | None = None,
+) -> pd.DataFrame:
     """A run's picks as one table, coordinates in Å.
 
     Parameters
@@ -375,8 +403,10 @@ def read_picks(root, run_name: str, *, user_id: str | None = None,
     if unknown:
         raise FaketError(f"copick project has no object {unknown[0]!r}; it has {list(table)}")
     frames = []
-    for picks in sorted(_pick_sets(run, names, user_id, session_id),
-                        key=lambda p: table[p.pickable_object_name]["label"]):
+    for picks in sorted(
+        _pick_sets(run, names, user_id, session_id),
+        key=lambda p: table[p.pickable_object_name]["label"],
+    ):
         positions = picks.full_positions()
         if len(positions) == 0:
             continue
@@ -391,8 +421,12 @@ def read_picks(root, run_name: str, *, user_id: str | None = None,
                     "class_name": info["class_name"],
                     "object": picks.pickable_object_name,
                     "label": info["label"],
-                    "x": positions[:, 0], "y": positions[:, 1], "z": positions[:, 2],
-                    "phi": angles[:, 0], "theta": angles[:, 1], "psi": angles[:, 2],
+                    "x": positions[:, 0],
+                    "y": positions[:, 1],
+                    "z": positions[:, 2],
+                    "phi": angles[:, 0],
+                    "theta": angles[:, 1],
+                    "psi": angles[:, 2],
                     "instance_id": picks.instance_ids(),
                 }
             )
@@ -401,9 +435,16 @@ def read_picks(root, run_name: str, *, user_id: str | None = None,
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def read_segmentation(root, run_name: str, name: str, voxel_size: float, *,
-                      user_id: str | None = None, session_id: str | None = None,
-                      panoptic: bool = False) -> np.ndarray | None:
+def read_segmentation(
+    root,
+    run_name: str,
+    name: str,
+    voxel_size: float,
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    panoptic: bool = False,
+) -> np.ndarray | None:
     """A run's segmentation at ``voxel_size`` Å (``(2, Z, Y, X)`` when panoptic), or None."""
     run = _run(root, run_name)
     found = run.get_segmentations(

@@ -70,8 +70,13 @@ def _class_table(folders: list[Path]) -> pd.DataFrame:
 def _complete_folders(dataset: Path, config: DatasetConfig) -> list[Path]:
     folders = [tomogram_folder(dataset, i) for i in range(config.n_tomograms)]
     for folder in folders:
-        for name in ("classes.csv", "particle_locations.txt", "class_mask.mrc",
-                     "occupancy_mask.mrc", reconstruction_file("benchmark")):
+        for name in (
+            "classes.csv",
+            "particle_locations.txt",
+            "class_mask.mrc",
+            "occupancy_mask.mrc",
+            reconstruction_file("benchmark"),
+        ):
             if not (folder / name).is_file():
                 raise FaketError(
                     f"{folder / name} is missing; finish the dataset with faket run first"
@@ -131,8 +136,14 @@ def export_copick(
         )
         for folder in _bar(folders, progress):
             written = _export_run(
-                root, folder, _frame(config), names, modalities or MODALITIES,
-                user_id=user_id, session_id=session_id, levels=levels,
+                root,
+                folder,
+                _frame(config),
+                names,
+                modalities or MODALITIES,
+                user_id=user_id,
+                session_id=session_id,
+                levels=levels,
             )
             summary.runs.append(folder.name)
             summary.tomograms += written[0]
@@ -151,8 +162,7 @@ def _bar(folders: list[Path], enabled: bool):
     from rich.console import Console
     from rich.progress import track
 
-    return track(folders, description="copick export", console=Console(stderr=True),
-                 transient=True)
+    return track(folders, description="copick export", console=Console(stderr=True), transient=True)
 
 
 def within_object_ids(class_ids: np.ndarray) -> np.ndarray:
@@ -176,8 +186,17 @@ def within_object_ids(class_ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def _export_run(root, folder: Path, frame, names: dict[int, str], modalities, *,
-                user_id: str, session_id: str, levels: int) -> tuple[int, int]:
+def _export_run(
+    root,
+    folder: Path,
+    frame,
+    names: dict[int, str],
+    modalities,
+    *,
+    user_id: str,
+    session_id: str,
+    levels: int,
+) -> tuple[int, int]:
     classes = pd.read_csv(folder / "classes.csv", keep_default_na=False)
     label_of_name = dict(zip(classes["name"], classes["id"].astype(int), strict=True))
     particles = read_shrec_particles(folder / "particle_locations.txt")
@@ -244,7 +263,9 @@ def copick_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
     digests = []
     for index in range(config.n_tomograms):
         manifest = Manifest(tomogram_folder(dataset_dir, index))
-        names = sorted(n for n in manifest.steps if n == "phantom" or n.startswith("reconstruction_"))
+        names = sorted(
+            n for n in manifest.steps if n == "phantom" or n.startswith("reconstruction_")
+        )
         digests.append([manifest.digest(n) for n in names])
     digest = settings_hash("copick", digests, settings.model_dump(mode="json"))
     output = f"{settings.folder}/{cp.CONFIG_FILE}"

@@ -111,8 +111,11 @@ class _bar:
         from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
         self.progress = Progress(
-            *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-            console=Console(stderr=True), transient=True,
+            *Progress.get_default_columns(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self.progress.start()
         task = self.progress.add_task("VGG-19", total=self.total)
