@@ -248,3 +248,38 @@ def test_run_step_exports_once_and_again_when_a_reconstruction_changes(exported,
     assert not copick_step(config, dataset).ran
     Manifest(dataset / "tomo_001").record("reconstruction_noisy", "changed", [], 0.0)
     assert copick_step(config, dataset).ran
+
+
+def test_writers_store_what_copick_from_numpy_stores(tmp_path):
+    """faket's writers only change chunking (and leave tomograms uncompressed): the same
+    arrays, dtypes and OME/copick metadata as copick's own ``from_numpy``."""
+    classes = pd.DataFrame({"id": [1, 2], "name": ["a", "b"], "kind": "particle"})
+    root = cp.new_project(tmp_path / "c.json", tmp_path, cp.pickable_objects(classes), name="t")
+    ours, theirs = root.new_run("ours"), root.new_run("theirs")
+    rng = np.random.default_rng(3)
+    volume = rng.normal(size=(16, 24, 32)).astype(np.float32)
+    labels = rng.integers(0, 3, size=volume.shape)
+    instances = np.where(labels > 0, rng.integers(1, 5, size=volume.shape), 0)
+    mine = [
+        cp.write_tomogram(ours, "wbp", volume, 7.5),
+        cp.write_label_segmentation(ours, "classes", labels, 7.5, user_id="u", session_id="0"),
+        cp.write_panoptic_segmentation(
+            ours, "inst", labels, instances, 7.5, user_id="u", session_id="0"
+        ),
+    ]
+    theirs.new_voxel_spacing(7.5).new_tomogram("wbp").from_numpy(volume)
+    multi = theirs.new_segmentation(7.5, "classes", "0", is_multilabel=True, user_id="u")
+    multi.from_numpy(labels)
+    pan = theirs.new_segmentation(7.5, "inst", "0", is_panoptic=True, user_id="u")
+    pan.from_numpy(np.stack([labels, instances]))
+    for a, b in zip(mine, [theirs.voxel_spacings[0].tomograms[0], multi, pan], strict=True):
+        za, zb = zarr.open(a.zarr(), mode="r"), zarr.open(b.zarr(), mode="r")
+        assert za.attrs.asdict() == zb.attrs.asdict()
+        assert sorted(za.array_keys()) == sorted(zb.array_keys())
+        for key in za.array_keys():
+            assert za[key].dtype == zb[key].dtype and za[key].shape == zb[key].shape
+            np.testing.assert_allclose(za[key][:], zb[key][:], rtol=1e-6, atol=1e-6)
+    assert zarr.open(mine[0].zarr(), mode="r")["0"].compressor is None
+    assert zarr.open(mine[0].zarr(), mode="r")["0"].chunks == (16, 24, 32)
+    assert zarr.open(mine[2].zarr(), mode="r")["0"].compressor is not None
+    assert zarr.open(mine[0].zarr(), mode="r")["2"].chunks == (4, 6, 8)  # no padding

@@ -28,15 +28,19 @@ def copick_command(
     modalities: list[str] | None = typer.Option(
         None, "--modality", "-m", help="Reconstructions to export (repeatable; default: all)."
     ),
+    compress: bool = typer.Option(
+        False, "--compress", help="Blosc-compress the tomograms too (~10% smaller, slower)."
+    ),
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Write a dataset as a copick project (DeepFindET, napari-copick, the CZII tools).
 
     One run per tomogram, every reconstruction as a tomogram (tomo type = modality,
-    OME-Zarr at scales 1/2/4), ground-truth picks per object (Å, orientations as
-    transforms), the class mask as a multilabel and the instance mask as a panoptic
-    segmentation. Open it with copick.from_file(OUTPUT/copick_config.json).
+    OME-Zarr at scales 1/2/4, uncompressed unless --compress), ground-truth picks per
+    object (Å, orientations as transforms), the class mask as a multilabel and the
+    instance mask as a panoptic segmentation. Open it with
+    copick.from_file(OUTPUT/copick_config.json).
     """
     from faket.pipeline.export import export_copick
 
@@ -47,6 +51,7 @@ def copick_command(
         session_id=session_id,
         levels=levels,
         modalities=modalities or None,
+        compress=compress,
         overwrite=overwrite,
         progress=not quiet,
     )
