@@ -15,6 +15,7 @@ from faket.errors import FaketError
 from faket.evaluation import load_truth, score
 from faket.evaluation.copick import copick_truth, copick_volume
 from faket.io import copick as cp
+from faket.io import copick_write as cpw
 from faket.io import read_mrc, read_particles, write_shrec_particles
 from faket.pipeline.export import export_copick
 
@@ -74,7 +75,21 @@ def test_copick_volume_is_the_reconstruction(project):
 def test_trained_model_scores_a_copick_run_end_to_end(project, tmp_path, capsys):
     dataset, config = project
     run = tmp_path / "run"
-    _run(["evaluate", "train", dataset, "--modality", "faket", "-o", run, *TINY, "-q", "--no-test"])
+    _run(
+        [
+            "evaluate",
+            "train",
+            dataset,
+            "--modality",
+            "faket",
+            "-o",
+            run,
+            *TINY,
+            "-q",
+            "--no-test",
+            "--no-validation",
+        ]
+    )
     model = ["--model", run / "best.pt"]
     mrc = dataset / "tomo_002" / "reconstruction_benchmark.mrc"
     _run(["evaluate", "predict", mrc, *model, "-o", tmp_path / "from_mrc.csv", "-q"])
@@ -144,12 +159,12 @@ def _portal_like_project(folder, radius_A: float = 2.0):
     )
     root = cp.new_project(folder / "c.json", folder, objects, name="portal")
     run = root.new_run("TS_5_4")
-    cp.write_tomogram(run, "wbp", tomogram.volume, 1.0, levels=1)
+    cpw.write_tomogram(run, "wbp", tomogram.volume, 1.0, levels=1)
     xyz = tomogram.particles[["x", "y", "z"]].to_numpy()
     for name in ("small", "big"):
         rows = (tomogram.particles["class_name"] == name).to_numpy()
         for user in ("data-portal", "curation"):
-            cp.write_picks(
+            cpw.write_picks(
                 run,
                 name,
                 xyz[rows],

@@ -17,6 +17,7 @@ from _copick_data import TRAINING, write_copick_dataset
 from faket.cli.main import main
 from faket.errors import FaketError
 from faket.io import copick as cp
+from faket.io import copick_write as cpw
 from faket.io import read_mrc, read_shrec_particles
 from faket.phantom.rotations import zxz_to_matrices
 from faket.pipeline.export import export_copick, within_object_ids
@@ -261,9 +262,9 @@ def test_writers_store_what_copick_from_numpy_stores(tmp_path):
     labels = rng.integers(0, 3, size=volume.shape)
     instances = np.where(labels > 0, rng.integers(1, 5, size=volume.shape), 0)
     mine = [
-        cp.write_tomogram(ours, "wbp", volume, 7.5),
-        cp.write_label_segmentation(ours, "classes", labels, 7.5, user_id="u", session_id="0"),
-        cp.write_panoptic_segmentation(
+        cpw.write_tomogram(ours, "wbp", volume, 7.5),
+        cpw.write_label_segmentation(ours, "classes", labels, 7.5, user_id="u", session_id="0"),
+        cpw.write_panoptic_segmentation(
             ours, "inst", labels, instances, 7.5, user_id="u", session_id="0"
         ),
     ]

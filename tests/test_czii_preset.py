@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gemmi
 import numpy as np
+import pandas as pd
 import pytest
 
 from faket.cli.main import main
@@ -118,33 +120,39 @@ def test_presets_have_the_competition_geometry(tmp_path):
         phantom_preset("shrec")
 
 
-def test_phantom_cli_preset_says_which_models(tmp_path, capsys, monkeypatch):
+def test_phantom_cli_preset_says_which_models_and_yields_to_config_and_options(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("FAKET_CACHE_DIR", str(tmp_path / "cache"))
+    settings = tmp_path / "mine.yaml"
+    # The preset's classes take seconds to build; the config file replaces them.
+    settings.write_text("classes: [{source: beta-amylase, count: 2}]\n")
     out = tmp_path / "gm"
-    argv = [
-        "phantom",
-        "--preset",
-        "czii",
-        "--offline",
-        "-o",
-        str(out),
-        "--shape",
-        "48",
-        "96",
-        "96",
-        "--allow-partial",
-        "--vesicles",
-        "0",
-        "--device",
-        "cpu",
-    ]
+    argv = ["phantom", "--preset", "czii", "--offline", "--config", str(settings), "-o", str(out)]
     with pytest.raises(SystemExit) as stop:
-        main(argv)
+        main(
+            [
+                *argv,
+                "--shape",
+                "48",
+                "96",
+                "96",
+                "--device",
+                "cpu",
+                "--max-attempts",
+                "50",
+                "--allow-partial",
+            ]
+        )
     assert stop.value.code in (0, None)
     err = capsys.readouterr().err
-    assert err.count("built-in stand-in") == 6
-    import pandas as pd
-
-    table = pd.read_csv(out / "classes.csv")
-    assert list(table["name"][:6]) == list(CZII_OBJECTS)
-    assert list(table["radius_A"][:6]) == [o.radius_A for o in CZII_OBJECTS.values()]
+    assert err.count("built-in stand-in") == 6 and "downloads off" in err
+    table = pd.read_csv(out / "classes.csv").set_index("name")
+    assert table.loc["beta-amylase", "radius_A"] == 65.0
+    assert table.loc["beta-amylase", "czii_weight"] == 0.0
+    assert table.loc["vesicle", "requested"] == 3 and table.loc["fiducial", "requested"] == 0
+    config = json.loads((out / "phantom_config.json").read_text())["config"]
+    assert config["shape"] == [48, 96, 96] and config["voxel_size"] == 10.0
+    with pytest.raises(SystemExit) as stop:
+        main(["phantom", "--models", str(tmp_path), "-o", str(tmp_path / "x")])
+    assert stop.value.code == 2 and "--models needs --preset czii" in capsys.readouterr().err

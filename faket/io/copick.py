@@ -1,10 +1,10 @@
-"""copick projects: tomograms, picks and segmentations written and read through ``copick``.
+"""copick projects: config, objects and reading; writing is :mod:`faket.io.copick_write`.
 
 copick (with zarr and ome-zarr underneath) is an optional extra: ``pip install
 'faket[copick]'``; without it every function here raises a :class:`FaketError` that names
-the extra. Nothing is written by hand: the config through :func:`copick.new_config`,
-tomograms and segmentations as OME-Zarr multiscales through copick's ``from_numpy``,
-picks through copick's point files.
+the extra. Nothing is written by hand: the config through :func:`copick.new_config`, the
+OME-Zarr multiscales through copick's and ome-zarr's writers, the picks through copick's
+point files.
 
 Conventions of a faket-written project:
 
@@ -37,7 +37,6 @@ __all__ = [
     "CONFIG_FILE",
     "INSTANCE_SEGMENTATION",
     "import_copick",
-    "mean_pyramid",
     "new_project",
     "object_classes",
     "object_name",
@@ -48,10 +47,6 @@ __all__ = [
     "read_tomogram",
     "resolve_spacing",
     "run_names",
-    "write_label_segmentation",
-    "write_panoptic_segmentation",
-    "write_picks",
-    "write_tomogram",
 ]
 
 #: File name of the project config inside a project folder written by faket.
@@ -235,163 +230,6 @@ def resolve_spacing(run, voxel_size: float | None = None, tomo_type: str | None 
             + ("; pass --voxel-spacing" if spacings else "")
         )
     return spacings[0]
-
-
-#: Largest zarr chunk edge (voxels): copick's and the Data Portal's 256.
-CHUNK = 256
-
-
-def mean_pyramid(volume: np.ndarray, levels: int) -> list[np.ndarray]:
-    """``levels`` scales of a volume, each the mean of 2 x 2 x 2 blocks of the one before.
-
-    Odd sizes round up (as copick's pyramids do); a block cut by the edge averages the
-    voxels it has.
-
-    Parameters
-    ----------
-    volume : array, shape (Z, Y, X)
-    levels : number of scales (1 = the volume alone)
-
-    Returns
-    -------
-    list of float32 arrays, full resolution first
-    """
-    import torch
-    import torch.nn.functional as F
-
-    level = np.array(volume, dtype=np.float32, order="C")  # a writable copy for torch
-    out = [level]
-    tensor = torch.from_numpy(level)[None, None]
-    for _ in range(1, levels):
-        tensor = F.avg_pool3d(tensor, 2, ceil_mode=True)
-        out.append(tensor[0, 0].numpy())
-    return out
-
-
-def _chunks(shape) -> tuple[int, ...]:
-    # zarr (v2) stores every chunk whole: a small volume in a 256³ chunk costs the
-    # compression of 256³ voxels. Chunks of the volume's size (up to 256) do not.
-    return tuple(min(CHUNK, int(n)) for n in shape)
-
-
-def write_tomogram(
-    run,
-    tomo_type: str,
-    volume: np.ndarray,
-    voxel_size: float,
-    levels: int = 3,
-    *,
-    compress: bool = False,
-):
-    """Add a tomogram at ``voxel_size`` Å: OME-Zarr with ``levels`` scales (1, 2, 4, ...).
-
-    copick's OME metadata (``copick.util.ome.ome_metadata``) written by ome-zarr's
-    ``write_multiscale``, chunks of the volume's size up to :data:`CHUNK`. Uncompressed
-    unless ``compress`` (zarr's default Blosc-LZ4): lossless compression saves ~10% on a
-    reconstruction's noise and costs more time than the rest of the export together.
-    """
-    import zarr
-    from copick.util.ome import ome_metadata
-    from ome_zarr.writer import write_multiscale
-
-    spacing = run.get_voxel_spacing(voxel_size) or run.new_voxel_spacing(voxel_size)
-    tomogram = spacing.new_tomogram(tomo_type, exist_ok=True)
-    levels_ = mean_pyramid(volume, levels)
-    meta = ome_metadata(dict(zip((voxel_size * 2**k for k in range(levels)), levels_,
-                                 strict=True)))  # fmt: skip
-    # One chunking per scale: zarr pads every chunk to its full size, compressed or not.
-    storage = [{"chunks": _chunks(level.shape), "overwrite": True} for level in levels_]
-    for options in storage if not compress else ():
-        options["compressor"] = None
-    write_multiscale(
-        levels_,
-        group=zarr.group(store=tomogram.zarr(), overwrite=True),
-        axes=meta["axes"],
-        coordinate_transformations=meta["coordinate_transformations"],
-        storage_options=storage,
-        compute=True,
-        metadata={},
-    )
-    return tomogram
-
-
-def write_picks(
-    run,
-    name: str,
-    positions_A: np.ndarray,
-    rotations: np.ndarray,
-    *,
-    user_id: str,
-    session_id: str,
-    instance_ids: np.ndarray | None = None,
-):
-    """Store one object's points: ``(n, 3)`` ``(x, y, z)`` in Å and ``(n, 3, 3)`` rotations."""
-    positions = np.asarray(positions_A, dtype=np.float64).reshape(-1, 3)
-    transforms = np.tile(np.eye(4), (len(positions), 1, 1))
-    transforms[:, :3, :3] = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
-    picks = run.new_picks(name, session_id=session_id, user_id=user_id, exist_ok=True)
-    picks.from_numpy(positions, transforms, instance_ids=instance_ids)
-    return picks
-
-
-def write_label_segmentation(
-    run, name: str, labels: np.ndarray, voxel_size: float, *, user_id: str, session_id: str
-):
-    """Store a multilabel segmentation (voxel = object label, 0 = background).
-
-    What copick's ``from_numpy`` writes (its smallest label type, one scale, compressed),
-    through copick's own writer, with chunks of the volume's size (up to 256).
-    """
-    from copick.util.ome import segmentation_pyramid, write_ome_zarr_3d
-    from copick.util.segmentation import label_dtype
-
-    segmentation = run.new_segmentation(
-        voxel_size, name, session_id, is_multilabel=True, user_id=user_id, exist_ok=True
-    )
-    labels = np.asarray(labels)
-    pyramid = segmentation_pyramid(labels, voxel_size, 1, dtype=label_dtype(labels))
-    write_ome_zarr_3d(segmentation.zarr(), pyramid, chunk_size=_chunks(labels.shape))
-    return segmentation
-
-
-def write_panoptic_segmentation(
-    run,
-    name: str,
-    labels: np.ndarray,
-    instances: np.ndarray,
-    voxel_size: float,
-    *,
-    user_id: str,
-    session_id: str,
-):
-    """Store a panoptic segmentation: object labels and instance ids within each object.
-
-    What copick's ``from_numpy`` writes for a panoptic segmentation (checked the same way,
-    the same metadata), through copick's own writer, with chunks of the volume's size.
-    """
-    from copick.util.ome import segmentation_pyramid, write_ome_zarr_3d
-    from copick.util.segmentation import (
-        PANOPTIC_CHANNELS,
-        check_panoptic_values,
-        checked_label_cast,
-        label_dtype,
-    )
-
-    segmentation = run.new_segmentation(
-        voxel_size, name, session_id, is_panoptic=True, user_id=user_id, exist_ok=True
-    )
-    data = np.stack([np.asarray(labels), np.asarray(instances)])
-    data = checked_label_cast(data, label_dtype(data, floor=np.uint16))
-    check_panoptic_values(data[0], data[1], [o.label for o in run.root.pickable_objects])
-    metadata = {"copick": {"segmentation_type": "panoptic", "channels": list(PANOPTIC_CHANNELS)}}
-    write_ome_zarr_3d(
-        segmentation.zarr(),
-        segmentation_pyramid(data, voxel_size, 1, dtype=data.dtype),
-        chunk_size=_chunks(labels.shape),
-        channel_axis=True,
-        metadata=metadata,
-    )
-    return segmentation
 
 
 def read_tomogram(

@@ -22,6 +22,7 @@ from faket import __version__
 from faket.errors import FaketError
 from faket.io import atomic_folder, read_mrc, read_shrec_particles
 from faket.io import copick as cp
+from faket.io import copick_write as cpw
 from faket.pipeline.config import MODALITIES, DatasetConfig, load_dataset_config
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
 from faket.pipeline.steps import reconstruction_file, tomogram_folder
@@ -213,7 +214,7 @@ def _export_run(
         if shape is not None and (volume.data.shape != shape or volume.voxel_size != voxel_size):
             raise FaketError(f"{folder}: reconstructions differ in shape or voxel size")
         shape, voxel_size = volume.data.shape, volume.voxel_size
-        cp.write_tomogram(run, modality, volume.data, voxel_size, levels, compress=compress)
+        cpw.write_tomogram(run, modality, volume.data, voxel_size, levels, compress=compress)
     if shape is None:
         raise FaketError(f"{folder} has none of the reconstructions {list(modalities)}")
     labels = particles["class_name"].map(label_of_name).to_numpy()
@@ -229,13 +230,13 @@ def _export_run(
         class_mask.shape != shape
     ):
         class_mask, occupancy = frame.resample(class_mask, shape), frame.resample(occupancy, shape)
-    cp.write_label_segmentation(
+    cpw.write_label_segmentation(
         run, cp.CLASS_SEGMENTATION, class_mask, voxel_size, user_id=user_id, session_id=session_id
     )
     # Small integer lookup tables keep the two channels small (copick stores uint16).
     small = np.uint16 if len(labels) < 2**16 else np.uint32
     label_of_instance = np.concatenate([[0], labels]).astype(small)
-    cp.write_panoptic_segmentation(
+    cpw.write_panoptic_segmentation(
         run,
         cp.INSTANCE_SEGMENTATION,
         label_of_instance[occupancy],
@@ -255,7 +256,7 @@ def _write_picks(run, particles, labels, frame, voxel_size, names, user_id, sess
     rotations = zxz_to_matrices(particles[["phi", "theta", "psi"]].to_numpy(np.float64))
     for label, name in names.items():
         members = np.flatnonzero(labels == label)
-        cp.write_picks(
+        cpw.write_picks(
             run,
             name,
             positions[members],
