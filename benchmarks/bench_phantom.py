@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_phantom.py                       # 200 x 512 x 512, 12 x 125
     python benchmarks/bench_phantom.py --shape 64 128 128 --per-class 3
+    python benchmarks/bench_phantom.py --preset czii --offline   # the CZII world, 630^2 x 184
 
 Prints the time to build the model (templates, rotations, packing), the time to write its
 folder, the number of objects placed and the process's peak resident memory (all of it:
@@ -32,7 +33,21 @@ def main() -> None:
     parser.add_argument("--fiducials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--preset", choices=["czii"], help="a phantom preset instead")
+    parser.add_argument("--models", type=Path, nargs="*", default=[], help="--preset: models")
+    parser.add_argument("--offline", action="store_true", help="--preset: no downloads")
     args = parser.parse_args()
+    if args.preset:
+        from faket.phantom.presets import phantom_preset
+
+        config, notes = phantom_preset(args.preset, args.models, download=not args.offline)
+        print("\n".join(notes))
+        config["seed"] = args.seed
+        args.shape, args.classes = config["shape"], len(config["classes"])
+        start = time.perf_counter()
+        model = make_grand_model(config, device=args.device)
+        _report(args, model, start)
+        return
     config = {
         "shape": tuple(args.shape),
         "classes": builtin_names()[: args.classes],
@@ -44,6 +59,10 @@ def main() -> None:
     }
     start = time.perf_counter()
     model = make_grand_model(config, device=args.device)
+    _report(args, model, start)
+
+
+def _report(args, model, start: float) -> None:
     built = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

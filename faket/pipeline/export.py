@@ -210,7 +210,7 @@ def _export_run(
     present = [m for m in modalities if (folder / reconstruction_file(m)).is_file()]
     shape = voxel_size = None
     for modality in present:
-        volume = read_mrc(folder / reconstruction_file(modality), ndim=3)
+        volume = read_mrc(folder / reconstruction_file(modality), ndim=3, mmap=True)
         if shape is not None and (volume.data.shape != shape or volume.voxel_size != voxel_size):
             raise FaketError(f"{folder}: reconstructions differ in shape or voxel size")
         shape, voxel_size = volume.data.shape, volume.voxel_size
