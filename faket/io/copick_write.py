@@ -76,17 +76,18 @@ def write_tomogram(
     from ome_zarr.writer import write_multiscale
 
     spacing = run.get_voxel_spacing(voxel_size) or run.new_voxel_spacing(voxel_size)
+    existed = bool(spacing.get_tomograms(tomo_type))
     tomogram = spacing.new_tomogram(tomo_type, exist_ok=True)
     levels_ = mean_pyramid(volume, levels)
     meta = ome_metadata(dict(zip((voxel_size * 2**k for k in range(levels)), levels_,
                                  strict=True)))  # fmt: skip
     # One chunking per scale: zarr pads every chunk to its full size, compressed or not.
-    storage = [{"chunks": _chunks(level.shape), "overwrite": True} for level in levels_]
+    storage = [{"chunks": _chunks(level.shape), "overwrite": existed} for level in levels_]
     for options in storage if not compress else ():
         options["compressor"] = None
     write_multiscale(
         levels_,
-        group=zarr.group(store=tomogram.zarr(), overwrite=True),
+        group=zarr.group(store=tomogram.zarr(), overwrite=existed),
         axes=meta["axes"],
         coordinate_transformations=meta["coordinate_transformations"],
         storage_options=storage,

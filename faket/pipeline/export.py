@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,21 +139,36 @@ def export_copick(
         root = cp.new_project(
             staging / cp.CONFIG_FILE, staging, objects, name=config.name, description=description
         )
-        for folder in _bar(folders, progress):
-            written = _export_run(
-                root,
-                folder,
-                _frame(config),
-                names,
-                modalities or MODALITIES,
-                user_id=user_id,
-                session_id=session_id,
-                levels=levels,
-                compress=compress,
-            )
-            summary.runs.append(folder.name)
-            summary.tomograms += written[0]
-            summary.picks += written[1]
+        frame = _frame(config)
+        runs = [root.new_run(folder.name) for folder in folders]
+        # Runs are independent: two at a time overlap one's file-system work with the
+        # other's arithmetic (zarr, torch and the file writes release the GIL).
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            jobs = [
+                pool.submit(
+                    _export_run,
+                    run,
+                    folder,
+                    frame,
+                    names,
+                    modalities or MODALITIES,
+                    user_id=user_id,
+                    session_id=session_id,
+                    levels=levels,
+                    compress=compress,
+                )  # fmt: skip
+                for run, folder in zip(runs, folders, strict=True)
+            ]
+            try:
+                for job in _bar(as_completed(jobs), len(jobs), progress):
+                    tomograms, picks = job.result()
+                    summary.tomograms += tomograms
+                    summary.picks += picks
+            except BaseException:
+                for job in jobs:
+                    job.cancel()
+                raise
+        summary.runs = [folder.name for folder in folders]
         # The final config points at the final folder, which the rename below creates.
         cp.new_project(
             staging / cp.CONFIG_FILE, target, objects, name=config.name, description=description
@@ -161,13 +177,14 @@ def export_copick(
     return summary
 
 
-def _bar(folders: list[Path], enabled: bool):
+def _bar(items, total: int, enabled: bool):
     if not enabled:
-        return folders
+        return items
     from rich.console import Console
     from rich.progress import track
 
-    return track(folders, description="copick export", console=Console(stderr=True), transient=True)
+    console = Console(stderr=True)
+    return track(items, total=total, description="copick export", console=console, transient=True)
 
 
 def within_object_ids(class_ids: np.ndarray) -> np.ndarray:
@@ -192,7 +209,7 @@ def within_object_ids(class_ids: np.ndarray) -> np.ndarray:
 
 
 def _export_run(
-    root,
+    run,
     folder: Path,
     frame,
     names: dict[int, str],
@@ -206,7 +223,6 @@ def _export_run(
     classes = pd.read_csv(folder / "classes.csv", keep_default_na=False)
     label_of_name = dict(zip(classes["name"], classes["id"].astype(int), strict=True))
     particles = read_shrec_particles(folder / "particle_locations.txt")
-    run = root.new_run(folder.name)
     present = [m for m in modalities if (folder / reconstruction_file(m)).is_file()]
     shape = voxel_size = None
     for modality in present:
