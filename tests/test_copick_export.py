@@ -159,10 +159,13 @@ def test_within_object_ids():
 
 def test_binned_reconstruction_gets_picks_and_masks_on_its_own_grid(tmp_path):
     dataset = write_copick_dataset(tmp_path / "data", post_binning=2)
-    summary = export_copick(dataset, tmp_path / "project", modalities=["benchmark"], progress=False)
+    summary = export_copick(dataset, tmp_path / "project", modalities=["noisy"], progress=False)
     root = copick.from_file(str(summary.config))
     run = root.get_run("tomo_000")
     assert [vs.voxel_size for vs in run.voxel_spacings] == [20.0]
+    # The test tomogram has no NOISY reconstruction: its run has its truth, no tomogram.
+    test_run = root.get_run("tomo_002")
+    assert not test_run.get_voxel_spacing(20.0).tomograms and test_run.get_picks()
     truth = read_shrec_particles(dataset / "tomo_000" / "particle_locations.txt")
     (picks,) = run.get_picks(object_name="dimer-9nm")
     points, _ = picks.numpy()

@@ -224,15 +224,19 @@ def _export_run(
     label_of_name = dict(zip(classes["name"], classes["id"].astype(int), strict=True))
     particles = read_shrec_particles(folder / "particle_locations.txt")
     present = [m for m in modalities if (folder / reconstruction_file(m)).is_file()]
-    shape = voxel_size = None
+    # Every tomogram has a BENCHMARK reconstruction: its grid is the run's, even when the
+    # modalities asked for are not all there (the test tomogram has only BENCHMARK).
+    grid = read_mrc(folder / reconstruction_file("benchmark"), ndim=3, mmap=True)
+    shape, voxel_size = grid.data.shape, grid.voxel_size
+    run.get_voxel_spacing(voxel_size) or run.new_voxel_spacing(voxel_size)
     for modality in present:
         volume = read_mrc(folder / reconstruction_file(modality), ndim=3, mmap=True)
-        if shape is not None and (volume.data.shape != shape or volume.voxel_size != voxel_size):
-            raise FaketError(f"{folder}: reconstructions differ in shape or voxel size")
-        shape, voxel_size = volume.data.shape, volume.voxel_size
+        if volume.data.shape != shape or volume.voxel_size != voxel_size:
+            raise FaketError(
+                f"{folder / reconstruction_file(modality)} has another shape or voxel size "
+                "than the benchmark reconstruction"
+            )
         cpw.write_tomogram(run, modality, volume.data, voxel_size, levels, compress=compress)
-    if shape is None:
-        raise FaketError(f"{folder} has none of the reconstructions {list(modalities)}")
     labels = particles["class_name"].map(label_of_name).to_numpy()
     if np.isnan(labels.astype(float)).any():
         raise FaketError(f"{folder}: particle list names a class that classes.csv lacks")
