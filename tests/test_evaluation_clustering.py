@@ -56,3 +56,24 @@ def test_grouped_mean_shift_equals_scikit_learns_on_the_whole_volume(seed) -> No
     )
     assert grouped == whole
     assert len(whole) > len(list(_close_groups(voxels, owner, width)))
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_tree_windows_equal_dense_windows(seed, monkeypatch) -> None:
+    # Large groups find their windows with a k-d tree; forced here on a small case, the
+    # clusters must equal scikit-learn's exactly as the dense path's do.
+    from faket.evaluation import clustering
+
+    monkeypatch.setattr(clustering, "DENSE_POINTS", 10)
+    labels = _random_blobs(seed, n=30)
+    components, _ = ndimage.label(labels)
+    voxels = np.argwhere(labels)
+    owner = components[tuple(voxels.T)]
+    clusters = _mean_shift(labels, voxels, owner, 2.5)
+    grouped = sorted((size, tuple(np.round(centre, 6))) for _, size, centre in clusters)
+    found = MeanShift(bandwidth=2.5, bin_seeding=True, n_jobs=1).fit_predict(voxels)
+    whole = sorted(
+        (int((found == k).sum()), tuple(np.round(voxels[found == k].mean(axis=0), 6)))
+        for k in np.unique(found)
+    )
+    assert grouped == whole

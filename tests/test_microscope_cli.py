@@ -30,6 +30,7 @@ def test_writes_projections_angles_and_metadata(tmp_path, grand_model, capsys):
     )
     args = ["microscope", grand_model, "-o", output, "--tilt-range", -30, 30, "--tilt-step", 15]
     args += ["--dose", 50, "--seed", 4, "--config", settings, "--defocus", -2.5, "-q"]
+    args += ["--ice-thickness", 80]
     status, _, err = run_cli(args, capsys)
     assert status == 0, err
     projections = read_mrc(output)
@@ -41,6 +42,7 @@ def test_writes_projections_angles_and_metadata(tmp_path, grand_model, capsys):
     # The option beats the file, the file beats the defaults.
     np.testing.assert_allclose(table["defocus_um"], -2.5)
     np.testing.assert_array_equal(table["acquisition_order"], np.arange(5))
+    assert table["ice_path_nm"][2] == pytest.approx(80.0)
     assert table["dose_e_per_a2"].sum() == pytest.approx(50.0)
     record = json.loads((tmp_path / "proj_metadata.json").read_text())
     assert record["seed"] == 4 and record["config"]["dose"]["total_e_per_a2"] == 50
@@ -61,6 +63,7 @@ def test_writes_projections_angles_and_metadata(tmp_path, grand_model, capsys):
     ("extra", "message"),
     [
         (["--dose", "-5"], "total_e_per_a2"),
+        (["--ice-thickness", "0"], "ice.thickness_nm"),
         (["--voltage", "0"], "voltage_kv"),
         (["--seed", "-1"], "seed"),
         (["--tilt-range", "-90", "90"], "90 degrees"),

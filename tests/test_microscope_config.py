@@ -17,6 +17,9 @@ def test_defaults_describe_a_300_kv_cryo_et_session():
     assert config.dose.scheme == "dose_symmetric"
     assert 0 < config.optics.amplitude_contrast < 0.2
     assert config.multislice == 0
+    # Real lamellae and ice are 100-250 nm thick, whatever the grand model's Z extent.
+    assert config.ice.thickness_nm == 150
+    assert config.film.texture_std == 0
 
 
 def test_shortcuts_override_the_settings_and_keep_the_rest():
@@ -26,7 +29,9 @@ def test_shortcuts_override_the_settings_and_keep_the_rest():
         dose=90,
         voltage=200,
         potential_scale=None,
+        ice_thickness=220,
     )
+    assert config.ice.thickness_nm == 220
     assert config.optics.defocus_um == -5.0
     assert config.optics.spherical_aberration_mm == 2.0
     assert config.optics.voltage_kv == 200

@@ -103,10 +103,14 @@ def test_same_seed_same_output_and_different_seed_differs():
     assert not np.allclose(meta["shift_x_angstrom"], meta_other["shift_x_angstrom"])
 
 
-def test_multislice_with_one_slab_is_the_single_slice_image():
+@pytest.mark.parametrize("damaged_specimen_in_fluctuating_ice", [False, True])
+def test_multislice_with_one_slab_is_the_single_slice_image(damaged_specimen_in_fluctuating_ice):
     volume = _blobs()
     angles = [-55.0, -30.0, 0.0, 47.0]
     settings = {**BLANK, "optics": {"defocus_std_um": 0.0}}
+    if damaged_specimen_in_fluctuating_ice:  # specimen and ice are projected apart
+        settings["dose"] = {"damage": "exposure_filter", "total_e_per_a2": 200.0}
+        settings["ice"] = {"thickness_nm": 40.0}
     single, _ = simulate_tilt_series(volume, 10.0, angles, settings, seed=0)
     one, _ = simulate_tilt_series(volume, 10.0, angles, {**settings, "multislice": 1}, seed=0)
     np.testing.assert_allclose(one, single, rtol=1e-5)

@@ -72,6 +72,12 @@ def microscope_command(
     voltage: float | None = typer.Option(
         None, "--voltage", help="Accelerating voltage in kV [default: 300]."
     ),
+    ice_thickness: float | None = typer.Option(
+        None,
+        "--ice-thickness",
+        help="Ice thickness in nm, the specimen centred in it [default: 150; thickened if "
+        "the specimen reaches further].",
+    ),
     multislice: int | None = typer.Option(
         None, "--multislice", help="Slabs for multislice propagation; 0 = single slice."
     ),
@@ -114,6 +120,7 @@ def microscope_command(
         voltage=voltage,
         multislice=multislice,
         potential_scale=potential_scale,
+        ice_thickness=ice_thickness,
     )
     volume = read_mrc(grand_model, mmap=True, ndim=3)
     projections, metadata = simulate_tilt_series(

@@ -13,7 +13,9 @@ with array operations because scikit-learn's loop costs ~1 ms of Python per seed
 step: 5 minutes for the 1,500 particles of a SHREC-sized tomogram. Two more savings:
 a flat kernel of radius ``h`` only averages voxels within ``h`` of each other, so the
 voxels are first split into groups of connected components whose bounding boxes come
-closer than ``h``, and each group is clustered on its own with dense distances. The
+closer than ``h``, and each group is clustered on its own: with dense distances for
+small groups, with k-d tree windows for large ones (crowded tomograms join many
+particles into one group, and an untrained network's labels join everything). The
 result equals whole-volume mean shift except where a mode of one group lies within
 ``h`` of a voxel or a mode of another, which needs particles almost touching.
 """
@@ -162,11 +164,23 @@ def _mean_shift(labels: np.ndarray, voxels: np.ndarray, owner: np.ndarray, width
     for members in _close_groups(voxels, owner, width):
         points, point_classes = voxels[members].astype(np.float64), classes[members]
         nearest = _assign(points, _modes(points, width))
-        for index in np.unique(nearest):
-            mine = nearest == index
-            label = int(np.bincount(point_classes[mine]).argmax())
-            out.append((label, int(mine.sum()), points[mine].mean(axis=0)))
+        out += _cluster_summaries(nearest, points, point_classes)
     return out
+
+
+def _cluster_summaries(nearest: np.ndarray, points: np.ndarray, point_classes: np.ndarray):
+    """``(majority label, size, centroid)`` of each cluster (``nearest``: cluster index
+    of every point), in cluster-index order; ties go to the smaller label."""
+    used, cluster = np.unique(nearest, return_inverse=True)
+    sizes = np.bincount(cluster)
+    centroids = (
+        np.stack([np.bincount(cluster, points[:, axis]) for axis in range(3)], axis=1)
+        / sizes[:, None]
+    )
+    n_labels = int(point_classes.max()) + 1
+    votes = np.bincount(cluster * n_labels + point_classes, minlength=len(used) * n_labels)
+    labels = votes.reshape(len(used), n_labels).argmax(axis=1)
+    return [(int(labels[k]), int(sizes[k]), centroids[k]) for k in range(len(used))]
 
 
 def _bin_seeds(points: np.ndarray, width: float) -> np.ndarray:
@@ -183,23 +197,56 @@ def _modes(points: np.ndarray, width: float, max_iter: int = 300) -> np.ndarray:
     means = _bin_seeds(points, width)
     sizes = np.zeros(len(means), dtype=np.int64)
     active = np.arange(len(means))
-    # Seeds per step, so that the distance matrix stays under ~128 MB.
-    step = max(1, (1 << 24) // len(points))
+    if len(points) <= DENSE_POINTS:
+        window = _window_sums
+        step = max(1, (1 << 24) // len(points))  # the distance matrix stays under ~128 MB
+    else:
+        window, step = _tree_window_sums(points), 4096
     for _ in range(max_iter + 1):  # scikit-learn's count: max_iter + 1 means at most
         if len(active) == 0:
             break
         still = []
         for chunk in np.array_split(active, -(-len(active) // step)):
-            within = cdist(means[chunk], points, "sqeuclidean") <= width * width
-            counts = within.sum(axis=1)
+            sums, counts = window(means[chunk], points, width)
             found = counts > 0  # an empty window stops its seed, which then counts for nothing
-            new = (within[found] @ points) / counts[found, None]
+            new = sums[found] / counts[found, None]
             shift = np.linalg.norm(new - means[chunk[found]], axis=1)
             means[chunk[found]], sizes[chunk] = new, counts
             moving = shift > 1e-3 * width
             still.append(chunk[found][moving])
         active = np.concatenate(still)
     return _merge_modes(means[sizes > 0], sizes[sizes > 0], width)
+
+
+#: Groups with more voxels than this find their windows with a k-d tree: the dense
+#: distances cost seeds x voxels per step, which is minutes for a crowded tomogram's
+#: large groups (or an early epoch's noisy labels), while a window holds only the
+#: voxels within one bandwidth.
+DENSE_POINTS = 20_000
+
+
+def _window_sums(seeds: np.ndarray, points: np.ndarray, width: float):
+    """Sum ``(m, 3)`` and count ``(m,)`` of the points within ``width`` of each seed."""
+    within = cdist(seeds, points, "sqeuclidean") <= width * width
+    return within @ points, within.sum(axis=1)
+
+
+def _tree_window_sums(points: np.ndarray):
+    """:func:`_window_sums` with a k-d tree of ``points`` (the same windows: both keep
+    the points at distance <= width)."""
+    tree = cKDTree(points)
+
+    def sums(seeds: np.ndarray, _points: np.ndarray, width: float):
+        pairs = cKDTree(seeds).sparse_distance_matrix(tree, width, output_type="ndarray")
+        seed, point = pairs["i"], pairs["j"]
+        counts = np.bincount(seed, minlength=len(seeds))
+        total = np.stack(
+            [np.bincount(seed, points[point, axis], minlength=len(seeds)) for axis in range(3)],
+            axis=1,
+        )
+        return total, counts
+
+    return sums
 
 
 def _merge_modes(modes: np.ndarray, sizes: np.ndarray, width: float) -> np.ndarray:
@@ -218,7 +265,9 @@ def _merge_modes(modes: np.ndarray, sizes: np.ndarray, width: float) -> np.ndarr
 
 def _assign(points: np.ndarray, modes: np.ndarray) -> np.ndarray:
     """Index of the nearest mode of each point."""
-    return cdist(points, modes, "sqeuclidean").argmin(axis=1)
+    if len(points) * len(modes) <= DENSE_POINTS * 64:
+        return cdist(points, modes, "sqeuclidean").argmin(axis=1)
+    return cKDTree(modes).query(points)[1]
 
 
 def _suppress(table: pd.DataFrame, widths: dict[str, float]) -> pd.DataFrame:

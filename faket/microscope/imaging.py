@@ -28,6 +28,7 @@ from faket.microscope.physics import (
     frequency_grid,
     fresnel_propagator,
     interaction_constant,
+    pixel_aperture,
 )
 
 
@@ -73,20 +74,26 @@ class ImageFormation:
             detector.dqe_zero,
             detector.dqe_nyquist,
         )
+        # The specimen is voxel-averaged already: the detector adds only what its MTF has
+        # beyond the pixel's own area average (see detect).
+        self.aperture = pixel_aperture(ky, kx[None, :].to(self.device), pixel_size)
 
     def per_tilt(self, values) -> torch.Tensor:
         """Per-tilt numbers as a float64 ``(n, 1, 1)`` tensor that broadcasts over images."""
         return torch.tensor(np.array(values, dtype=np.float64), device=self.device)[:, None, None]
 
-    def damage(self, potential: torch.Tensor, dose) -> torch.Tensor:
+    def damage(self, potential: torch.Tensor, prior_dose, dose) -> torch.Tensor:
         """Projected potentials ``(n, ny, nx)`` low-passed by radiation damage.
 
-        ``dose`` (e-/Å²) received so far: one number per image, or one for all.
+        ``prior_dose`` (e-/Å²) received before the image, ``dose`` during it: one number per
+        image, or one for all. The attenuation is averaged over the exposure.
         """
         dose_config = self.config.dose
+        prior = self.per_tilt(np.broadcast_to(prior_dose, potential.shape[:1]))
         dose = self.per_tilt(np.broadcast_to(dose, potential.shape[:1]))
         response = damage_filter(
             self.k2,
+            prior,
             dose,
             dose_config.damage,
             self.config.optics.voltage_kv,
@@ -156,20 +163,24 @@ class ImageFormation:
     def detect(self, expected: torch.Tensor, generators: list | None) -> torch.Tensor:
         """Detector counts (float32) from expected electrons per pixel, ``(n, ny, nx)``.
 
-        With ``generators`` None, the noise-free signal (filtered by the MTF). Otherwise
-        Poisson counts, image ``i`` drawn with ``generators[i]`` on the CPU (so a seed gives
-        the same counts on every device and in any batching), with the signal transferred by
-        the MTF and the noise power spectrum ``mean * MTF² / DQE``: the expected image is
-        pre-filtered by ``sqrt(DQE / DQE0)``, counted at ``DQE0`` times the dose,
-        post-filtered by ``MTF sqrt(DQE0 / DQE)`` and divided by ``DQE0``.
+        The expected image comes from a voxelised specimen, so it is already averaged over
+        each pixel's area: its signal is transferred by ``MTF / aperture`` (the detector's
+        MTF without the pixel aperture, which would otherwise be counted twice). With
+        ``generators`` None, that noise-free signal. Otherwise Poisson counts, image ``i``
+        drawn with ``generators[i]`` on the CPU (so a seed gives the same counts on every
+        device and in any batching), with the noise power spectrum ``mean * MTF² / DQE``
+        (white for an ideal counter, whose DQE is the aperture's sinc²): the expected image
+        is pre-filtered by ``sqrt(DQE / DQE0) / aperture``, counted at ``DQE0`` times the
+        dose, post-filtered by ``MTF sqrt(DQE0 / DQE)`` and divided by ``DQE0``.
         """
         ideal = self.config.detector.model == "ideal"
         if generators is None:
-            return expected if ideal else self._filter(expected, self.mtf)
+            return expected if ideal else self._filter(expected, self.mtf / self.aperture)
         if ideal:
             return self._poisson(expected, generators)
         dqe0 = float(self.dqe[0, 0])
-        prefiltered = self._filter(expected, torch.sqrt(self.dqe / dqe0)).clamp(min=0)
+        pre = torch.sqrt(self.dqe / dqe0) / self.aperture
+        prefiltered = self._filter(expected, pre).clamp(min=0)
         counts = self._poisson(dqe0 * prefiltered, generators)
         return self._filter(counts, self.mtf * torch.sqrt(dqe0 / self.dqe)) / dqe0
 

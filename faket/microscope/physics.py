@@ -165,23 +165,45 @@ def critical_exposure(k: torch.Tensor, voltage_kv: float) -> torch.Tensor:
 
 def damage_filter(
     k2: torch.Tensor,
+    prior_dose: torch.Tensor | float,
     dose: torch.Tensor | float,
     model: str,
     voltage_kv: float,
     b_factor_per_dose: float,
 ) -> torch.Tensor | None:
-    """Amplitude attenuation of the specimen by the dose (e-/Å²) it received so far.
+    """Amplitude attenuation of the specimen, averaged over one exposure.
 
-    ``exposure_filter``: ``exp(-dose / (2 N_e(k)))``; ``b_factor``: ``exp(-b dose k² / 4)``;
-    ``none``: None. ``dose`` broadcasts against ``k2`` (e.g. shape ``(n_tilts, 1, 1)``).
+    During an exposure the specimen keeps fading: the electrons that arrive after a dose
+    ``D`` (e-/Å²) see its detail attenuated by ``exp(-a D)``, with
+    ``a = 1 / (2 N_e(k))`` (``exposure_filter``, Grant & Grigorieff 2015) or
+    ``a = b k² / 4`` (``b_factor``). An image recorded from ``prior_dose`` to
+    ``prior_dose + dose`` is their mean: ``exp(-a D0) (1 - exp(-a d)) / (a d)``.
+    ``none``: None. The doses broadcast against ``k2`` (e.g. shape ``(n_tilts, 1, 1)``).
     """
     if model == "none":
         return None
     if model == "exposure_filter":
-        return torch.exp(-dose / (2 * critical_exposure(torch.sqrt(k2), voltage_kv)))
-    if model == "b_factor":
-        return torch.exp(-0.25 * b_factor_per_dose * dose * k2)
-    raise ValueError(f"unknown damage model {model!r}")
+        rate = 1 / (2 * critical_exposure(torch.sqrt(k2), voltage_kv))
+    elif model == "b_factor":
+        rate = 0.25 * b_factor_per_dose * k2
+    else:
+        raise ValueError(f"unknown damage model {model!r}")
+    exponent = rate * dose
+    # (1 - exp(-x)) / x, equal to 1 at x = 0.
+    mean_over_exposure = torch.where(
+        exponent > 1e-12, -torch.expm1(-exponent) / exponent.clamp(min=1e-12), 1.0
+    )
+    return torch.exp(-rate * prior_dose) * mean_over_exposure
+
+
+def pixel_aperture(ky: torch.Tensor, kx: torch.Tensor, pixel_size: float) -> torch.Tensor:
+    """Transfer of a square pixel's area average, ``sinc(pi wx / 2) sinc(pi wy / 2)``.
+
+    ``w`` is the frequency in Nyquist units. Voxelised specimens (every faket grand model)
+    already hold voxel averages, so their images carry this factor before any detector.
+    """
+    nyquist = 0.5 / pixel_size
+    return torch.sinc(ky / nyquist / 2) * torch.sinc(kx / nyquist / 2)
 
 
 def detector_transfer(
@@ -196,8 +218,9 @@ def detector_transfer(
     """MTF and DQE of the detector at the image's frequencies.
 
     ``counting``: ``MTF = sinc(pi wx / 2) sinc(pi wy / 2) exp(-w² / (2 r²))`` (the square
-    pixel aperture times a roll-off of width ``r``), ``DQE = dqe0 - (dqe0 - dqeN) min(w, 1)²``,
-    with ``w`` the frequency in Nyquist units. ``ideal``: both 1.
+    pixel aperture, :func:`pixel_aperture`, times a roll-off of width ``r``: the MTF a
+    detector's data sheet quotes), ``DQE = dqe0 - (dqe0 - dqeN) min(w, 1)²``, with ``w`` the
+    frequency in Nyquist units. ``ideal``: both 1.
 
     Returns
     -------
@@ -209,7 +232,7 @@ def detector_transfer(
         ones = torch.ones(torch.broadcast_shapes(wy.shape, wx.shape), dtype=wy.dtype)
         return ones.to(wy.device), ones.to(wy.device)
     w2 = wy**2 + wx**2
-    mtf = torch.sinc(wy / 2) * torch.sinc(wx / 2) * torch.exp(-w2 / (2 * mtf_rolloff**2))
+    mtf = pixel_aperture(ky, kx, pixel_size) * torch.exp(-w2 / (2 * mtf_rolloff**2))
     dqe = dqe_zero - (dqe_zero - dqe_nyquist) * torch.clamp(w2, max=1.0)
     return mtf, dqe
 

@@ -31,6 +31,7 @@ METADATA_COLUMNS = [
     "ice_path_nm",
     "attenuation",
     "counts_per_pixel",
+    "film_transmission",
 ]
 
 
@@ -116,7 +117,8 @@ def plan_tilts(
 
     ``attenuation`` is the Beer-Lambert factor of the ice alone, ``exp(-t / (cos l))``;
     ``counts_per_pixel`` the expected electrons per pixel of blank ice (before the film and
-    the detector's conversion).
+    the detector's conversion); ``film_transmission`` the mean intensity factor of the
+    support film over the field of view (1 here; the simulation fills it in).
     """
     angles = check_tilt_angles(angles_deg)
     doses = dose_per_tilt(angles, config.dose.total_e_per_a2, config.dose.distribution)
@@ -144,6 +146,7 @@ def plan_tilts(
             "ice_path_nm": path / 10,
             "attenuation": attenuation,
             "counts_per_pixel": doses * voxel_size**2 * attenuation,
+            "film_transmission": 1.0,
         },
         columns=METADATA_COLUMNS,
     )

@@ -10,11 +10,16 @@ the tilt's dose -> Poisson counting with the detector's DQE and MTF.
 Defocus is defined at the tilt axis (depth 0). The single-slice model puts all of the
 specimen there; multislice puts each slab at its own depth, so the defocus gradient across
 a tilted field of view and the thickness of the specimen are part of the image.
+
+Radiation damage (averaged over each tilt's exposure) fades the specimen, not the ice's
+density fluctuations: where both are present and damage is on, the two are projected
+separately and only the specimen's projection is filtered.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -27,8 +32,11 @@ from faket.microscope.ice import (
     SlabGeometry,
     build_volume,
     film_path_lengths,
+    film_texture,
     fluctuation_std,
     ice_top,
+    ice_voxels_needed,
+    occupied_planes,
 )
 from faket.microscope.imaging import ImageFormation, poisson_generator, rotate_images
 from faket.microscope.multislice import slab_projections, volume_columns
@@ -76,14 +84,21 @@ def _image_padding(
 
 
 def plan_geometry(
-    shape: tuple[int, int, int], voxel_size: float, angles_deg: np.ndarray, config: MicroscopeConfig
+    shape: tuple[int, int, int],
+    voxel_size: float,
+    angles_deg: np.ndarray,
+    config: MicroscopeConfig,
+    occupied: tuple[int, int] | None = None,
 ) -> SlabGeometry:
     """Ice placement and padding for a volume of ``shape`` (see :class:`SlabGeometry`).
 
-    The image is padded by the largest random shift (4 standard deviations), the reach of
-    the CTF's point-spread function at the worst defocus (``lambda |df| k + Cs lambda³ k³``
-    at the corner frequency), and what an in-plane rotation by the tilt-axis angle brings
-    into view; sizes are rounded up to FFT-friendly numbers.
+    The ice is ``config.ice.thickness_nm`` thick (the volume's Z extent if that is None),
+    centred on the volume, and at least thick enough to hold the ``occupied`` Z planes
+    (first, last) of the specimen (a warning says when it had to grow). The image is
+    padded by the largest random shift (4 standard deviations), the reach of the CTF's
+    point-spread function at the worst defocus (``lambda |df| k + Cs lambda³ k³`` at the
+    corner frequency), and what an in-plane rotation by the tilt-axis angle brings into
+    view; sizes are rounded up to FFT-friendly numbers.
     """
     n_z, n_y, n_x = shape
     ice = config.ice
@@ -91,6 +106,15 @@ def plan_geometry(
     if ice.enabled:
         ice_voxels = n_z if ice.thickness_nm is None else round(10 * ice.thickness_nm / voxel_size)
         ice_voxels = max(ice_voxels, 1)
+        needed = ice_voxels_needed(n_z, occupied)
+        if needed > ice_voxels:
+            warnings.warn(
+                f"the specimen spans {needed * voxel_size / 10:.0f} nm in Z, more than the "
+                f"{ice_voxels * voxel_size / 10:.0f} nm of ice; the ice is thickened to hold "
+                "it (set microscope ice.thickness_nm to choose)",
+                stacklevel=3,
+            )
+            ice_voxels = needed
     depth = max(n_z, ice_voxels)
     pad_y, pad_x = _image_padding(shape, voxel_size, config)
     margin = 0
@@ -138,7 +162,9 @@ def simulate_tilt_series(
     -------
     projections : np.ndarray, shape (n_tilts, Y, X), float32
         Electrons per pixel (``detector.output = "counts"``), or counts divided by the
-        tilt's dose per pixel (``"normalized"``: ~1 for blank ice at zero tilt).
+        tilt's dose per pixel (``"normalized"``: the zero-loss fraction, ``exp(-t / l)``
+        for blank ice of thickness ``t`` and mean free path ``l`` at zero tilt, ~0.65 for
+        150 nm at 300 kV; less where a film covers it).
     metadata : pandas.DataFrame
         One row per tilt: :data:`faket.microscope.schedule.METADATA_COLUMNS`.
     """
@@ -150,9 +176,10 @@ def simulate_tilt_series(
     if dev.type == "mps":
         dev = torch.device("cpu")  # the optics need float64 and complex128, which MPS lacks
     budget = memory_budget(dev, memory_budget_bytes)
-    ice_seed, plan_seed, noise_seed = np.random.SeedSequence(int(seed)).spawn(3)
+    ice_seed, plan_seed, noise_seed, film_seed = np.random.SeedSequence(int(seed)).spawn(4)
 
-    geometry = plan_geometry(volume_in.shape, voxel_size, angles, config)
+    occupied = occupied_planes(volume_in) if config.ice.enabled else None
+    geometry = plan_geometry(volume_in.shape, voxel_size, angles, config, occupied)
     metadata = plan_tilts(
         angles,
         voxel_size,
@@ -160,21 +187,25 @@ def simulate_tilt_series(
         config,
         np.random.default_rng(plan_seed),
     )
-    volume = build_volume(
-        volume_in, voxel_size, config, geometry, int(ice_seed.generate_state(1)[0])
-    )
     optics = ImageFormation(geometry.image_shape, voxel_size, config, dev)
-    film_phase, film_loss = _film(angles, geometry, voxel_size, config, optics)
+    film_phase, film_loss = _film(angles, geometry, voxel_size, config, optics, film_seed)
+    metadata["film_transmission"] = _mean_transmission(film_phase, film_loss, geometry)
+    parts = _parts(config, geometry, voxel_size)
+    ice_state = int(ice_seed.generate_state(1)[0])
     n_det = geometry.image_shape[1]
-    single = None
-    if config.multislice == 0:
-        single = project(
-            volume, angles, detector_width=n_det, device=dev, memory_budget_bytes=budget
-        )
-        volume = None  # free it: the projections are all the single-slice model needs
-    else:
-        # Y-major columns for the slab sampler; the volume itself is no longer needed.
-        volume = volume_columns(volume, dev)
+    single, columns = {}, {}
+    for part in parts:
+        # The specimen's single-slice projection needs none of the ice's padding.
+        compact = part == "specimen" and config.multislice == 0
+        volume = build_volume(volume_in, voxel_size, config, geometry, ice_state, part, compact)
+        if config.multislice == 0:
+            single[part] = project(
+                volume, angles, detector_width=n_det, device=dev, memory_budget_bytes=budget
+            )
+        else:
+            # Y-major columns for the slab sampler; the volume itself is no longer needed.
+            columns[part] = volume_columns(volume, dev)
+        del volume
 
     tilt_seeds = noise_seed.spawn(len(angles))
     out = np.empty((len(angles), *volume_in.shape[1:]), dtype=np.float32)
@@ -185,15 +216,15 @@ def simulate_tilt_series(
     for start in progress_bar(starts, "simulating tilts", total=len(starts), enabled=progress):
         tilts = slice(start, min(start + batch, len(angles)))
         rows = metadata.iloc[tilts]
-        received = (rows.prior_dose_e_per_a2 + 0.5 * rows.dose_e_per_a2).to_numpy()
-        if single is not None:
-            potential_va = torch.from_numpy(single[tilts]).to(dev) * voxel_size
-            wave = optics.transmission(optics.damage(potential_va, received))
+        doses = rows[["prior_dose_e_per_a2", "dose_e_per_a2"]].to_numpy()
+        if single:
+            projected = {part: torch.from_numpy(p[tilts]).to(dev) for part, p in single.items()}
+            wave = optics.transmission(_damaged(projected, doses, optics) * voxel_size)
         else:
             wave = torch.stack(
                 [
-                    _multislice_wave(volume, geometry, angle, dose, optics, config, budget)
-                    for angle, dose in zip(rows.angle_deg, received, strict=True)
+                    _multislice_wave(columns, geometry, angle, dose, optics, config, budget)
+                    for angle, dose in zip(rows.angle_deg, doses, strict=True)
                 ]
             )
         wave = wave * film_phase[tilts]
@@ -201,6 +232,22 @@ def simulate_tilt_series(
         counts = _record(wave, rows, film_loss[tilts], seeds, optics, geometry, config)
         out[tilts] = counts.cpu().numpy()
     return out, metadata
+
+
+def _parts(config: MicroscopeConfig, geometry: SlabGeometry, voxel_size: float) -> list[str]:
+    """The volume in one part, or specimen and ice apart when damage must spare the ice."""
+    fluctuating = geometry.ice_voxels > 0 and fluctuation_std(config.ice, voxel_size) > 0
+    return ["specimen", "ice"] if fluctuating and config.dose.damage != "none" else ["all"]
+
+
+def _damaged(projected: dict, doses: np.ndarray, optics: ImageFormation) -> torch.Tensor:
+    """Sum of the parts' projections, the specimen's filtered by the damage of ``doses``."""
+    total = None
+    for part, potential in projected.items():
+        if part != "ice":  # "all" only exists without damage or without fluctuations
+            potential = optics.damage(potential, doses[:, 0], doses[:, 1])
+        total = potential if total is None else total + potential
+    return total
 
 
 def _record(wave, rows, film_loss, seeds, optics: ImageFormation, geometry, config):
@@ -235,15 +282,21 @@ def _check_inputs(potential, voxel_size, angles_deg) -> tuple[np.ndarray, float,
     return volume, size, check_tilt_angles(angles_deg)
 
 
-def _film(angles, geometry: SlabGeometry, voxel_size, config, optics: ImageFormation):
-    """Film transmission and intensity loss per tilt, ``(n_tilts, 1, W)`` (or 1.0 without film)."""
+def _film(angles, geometry: SlabGeometry, voxel_size, config, optics: ImageFormation, seed):
+    """Film transmission and intensity loss per tilt, ``(n_tilts, 1 or H, W)`` (1.0 without)."""
     if not config.film.enabled:
         ones = torch.ones((len(angles), 1, 1), device=optics.device)
         return ones, ones
     film, ice = config.film, config.ice
-    n_det = geometry.image_shape[1]
-    path = film_path_lengths(angles, n_det, geometry.shape[2], film, ice_top(geometry), voxel_size)
-    path_t = torch.from_numpy(path * voxel_size).float().to(optics.device)[:, None, :]  # Å
+    n_y, n_det = geometry.image_shape
+    top = ice_top(geometry)
+    path = film_path_lengths(angles, n_det, geometry.shape[2], film, top, voxel_size)
+    if film.texture_std > 0:
+        state = int(seed.generate_state(1)[0])
+        path = film_texture(path, angles, n_y, film, top, voxel_size, state)
+    else:
+        path = path[:, None, :]
+    path_t = torch.from_numpy(path * voxel_size).float().to(optics.device)  # Å
     # The film replaces ice in its layer (if there is ice): contrast and losses are relative.
     contrast = film.potential_volts - (ice.potential_volts if geometry.ice_voxels else 0.0)
     extra_loss = 1 / (10 * film.mean_free_path_nm)
@@ -252,23 +305,37 @@ def _film(angles, geometry: SlabGeometry, voxel_size, config, optics: ImageForma
     return optics.transmission(contrast * path_t), torch.exp(-extra_loss * path_t)
 
 
+def _mean_transmission(phase: torch.Tensor, loss: torch.Tensor, geometry) -> np.ndarray:
+    """Per tilt, the film's mean intensity factor over the detector (elastic x inelastic)."""
+    factor = (phase.abs() ** 2 * loss).expand(-1, *geometry.image_shape)
+    return geometry.crop(factor).mean(dim=(1, 2)).double().cpu().numpy()
+
+
 def _multislice_wave(
-    columns: torch.Tensor,
+    columns: dict,
     geometry: SlabGeometry,
     angle: float,
-    dose: float,
+    doses: np.ndarray,
     optics: ImageFormation,
     config,
     budget: int,
 ) -> torch.Tensor:
-    """Exit wave at depth 0 after propagating through ``config.multislice`` slabs."""
+    """Exit wave at depth 0 after propagating through ``config.multislice`` slabs.
+
+    ``columns`` holds each volume part (:func:`volume_columns`); ``doses`` is the tilt's
+    (prior dose, dose) in e-/Å².
+    """
     n_det = geometry.image_shape[1]
     shape = geometry.volume_shape
-    slabs, centres = slab_projections(
-        columns, shape, float(angle), n_det, config.multislice, budget
-    )
+    slabs = {}
+    for part, part_columns in columns.items():
+        slabs[part], centres = slab_projections(
+            part_columns, shape, float(angle), n_det, config.multislice, budget
+        )
     voxel = optics.pixel_size
-    layers = optics.transmission(optics.damage(slabs * voxel, dose))
+    # Every slab of a tilt received the same dose.
+    doses = np.broadcast_to(doses, (config.multislice, 2))
+    layers = optics.transmission(_damaged(slabs, doses, optics) * voxel)
     # A plane wave stays a plane wave in free space: the first slab needs no propagation.
     wave = layers[0]
     if len(centres) > 1:

@@ -27,7 +27,8 @@ def plot_microscope(
     projections : array, shape (n_tilts, Y, X)
         A simulated tilt series.
     metadata : DataFrame
-        Its per-tilt table (``angle_deg``, ``defocus_um``, ``counts_per_pixel``).
+        Its per-tilt table (``angle_deg``, ``defocus_um``, ``counts_per_pixel``,
+        ``film_transmission``).
     config : MicroscopeConfig
         The settings it was simulated with.
     pixel_size_angstrom : float
@@ -66,7 +67,11 @@ def plot_microscope(
     axes[2].plot(angles[order], means[order], "o", ms=3, label="mean of image")
     normalized = config.detector.output == "normalized"
     expected = metadata["attenuation" if normalized else "counts_per_pixel"].to_numpy()
-    axes[2].plot(angles[order], expected[order], "-", label="dose x Beer-Lambert")
+    label = "dose x Beer-Lambert (ice)"
+    if "film_transmission" in metadata and config.film.enabled:
+        expected = expected * metadata["film_transmission"].to_numpy()
+        label = "dose x Beer-Lambert (ice) x film"
+    axes[2].plot(angles[order], expected[order], "-", label=label)
     axes[2].set_xlabel("tilt angle (°)")
     axes[2].set_ylabel("intensity / dose" if normalized else "electrons per pixel")
     axes[2].legend()
