@@ -97,9 +97,9 @@ def _pdb_id(row: pd.Series) -> str | None:
 def _radius_A(row: pd.Series) -> float | None:
     for key in ("radius_A", "radius"):
         if key in row and pd.notna(row[key]):
-            return float(row[key])
+            return round(float(row[key]), 2)
     if "diameter_nm" in row and pd.notna(row["diameter_nm"]):
-        return float(row["diameter_nm"]) * 5.0  # nm diameter -> Å radius
+        return round(float(row["diameter_nm"]) * 5.0, 2)  # nm diameter -> Å radius
     return None
 
 

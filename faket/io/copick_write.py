@@ -7,6 +7,8 @@ extra ``faket[copick]``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = [
@@ -40,9 +42,14 @@ def mean_pyramid(volume: np.ndarray, levels: int) -> list[np.ndarray]:
     import torch
     import torch.nn.functional as F
 
-    level = np.array(volume, dtype=np.float32, order="C")  # a writable copy for torch
+    level = np.ascontiguousarray(volume, dtype=np.float32)  # no copy of a float32 volume
     out = [level]
-    tensor = torch.from_numpy(level)[None, None]
+    if levels == 1:
+        return out
+    with warnings.catch_warnings():
+        # A read-only (memory-mapped) volume is fine: torch only reads it here.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tensor = torch.from_numpy(level)[None, None]
     for _ in range(1, levels):
         tensor = F.avg_pool3d(tensor, 2, ceil_mode=True)
         out.append(tensor[0, 0].numpy())

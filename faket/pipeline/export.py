@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,46 +136,53 @@ def export_copick(
     target = Path(project_dir)
     summary = ExportSummary(project=target, config=target / cp.CONFIG_FILE)
     description = f"faket {__version__} dataset {config.name!r} ({dataset.resolve()})"
+    options = {"user_id": user_id, "session_id": session_id, "levels": levels}
+    options |= {"compress": compress, "modalities": modalities or MODALITIES}
     with atomic_folder(target, overwrite=overwrite, marker=cp.CONFIG_FILE) as staging:
         root = cp.new_project(
             staging / cp.CONFIG_FILE, staging, objects, name=config.name, description=description
         )
-        frame = _frame(config)
-        runs = [root.new_run(folder.name) for folder in folders]
-        # Runs are independent: two at a time overlap one's file-system work with the
-        # other's arithmetic (zarr, torch and the file writes release the GIL).
-        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            jobs = [
-                pool.submit(
-                    _export_run,
-                    run,
-                    folder,
-                    frame,
-                    names,
-                    modalities or MODALITIES,
-                    user_id=user_id,
-                    session_id=session_id,
-                    levels=levels,
-                    compress=compress,
-                )  # fmt: skip
-                for run, folder in zip(runs, folders, strict=True)
-            ]
-            try:
-                for job in _bar(as_completed(jobs), len(jobs), progress):
-                    tomograms, picks = job.result()
-                    summary.tomograms += tomograms
-                    summary.picks += picks
-            except BaseException:
-                for job in jobs:
-                    job.cancel()
-                raise
-        summary.runs = [folder.name for folder in folders]
+        _export_runs(root, folders, _frame(config), names, options, summary, progress)
         # The final config points at the final folder, which the rename below creates.
         cp.new_project(
             staging / cp.CONFIG_FILE, target, objects, name=config.name, description=description
         )
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@contextmanager
+def _one_torch_thread():
+    # Runs go two at a time; torch's own threads on top would only oversubscribe the cores.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _export_runs(root, folders, frame, names, options, summary, progress) -> None:
+    """Every tomogram folder as a run, two at a time (one's file-system work overlaps the
+    other's arithmetic: zarr, torch and file writes release the GIL)."""
+    runs = [root.new_run(folder.name) for folder in folders]
+    with _one_torch_thread(), ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        jobs = [
+            pool.submit(_export_run, run, folder, frame, names, **options)
+            for run, folder in zip(runs, folders, strict=True)
+        ]
+        try:
+            for job in _bar(as_completed(jobs), len(jobs), progress):
+                tomograms, picks = job.result()
+                summary.tomograms += tomograms
+                summary.picks += picks
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+    summary.runs = [folder.name for folder in folders]
 
 
 def _bar(items, total: int, enabled: bool):
@@ -213,8 +221,8 @@ def _export_run(
     folder: Path,
     frame,
     names: dict[int, str],
-    modalities,
     *,
+    modalities,
     user_id: str,
     session_id: str,
     levels: int,
