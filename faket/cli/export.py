@@ -29,7 +29,7 @@ def copick_command(
         None, "--modality", "-m", help="Reconstructions to export (repeatable; default: all)."
     ),
     compress: bool = typer.Option(
-        False, "--compress", help="Blosc-compress the tomograms too (~10% smaller, slower)."
+        False, "--compress", help="Blosc-compress the tomograms too (~8% smaller, slower)."
     ),
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,

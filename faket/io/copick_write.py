@@ -75,7 +75,7 @@ def write_tomogram(
 
     copick's OME metadata (``copick.util.ome.ome_metadata``) written by ome-zarr's
     ``write_multiscale``, chunks of the volume's size up to :data:`CHUNK`. Uncompressed
-    unless ``compress`` (zarr's default Blosc-LZ4): lossless compression saves ~10% on a
+    unless ``compress`` (zarr's default Blosc-LZ4): lossless compression saves ~8% on a
     reconstruction's noise and costs more time than the rest of the export together.
     """
     import zarr

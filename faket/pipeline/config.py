@@ -112,7 +112,7 @@ class CopickSettings(_Strict):
     session_id: str = Field("0", min_length=1, description="Their session (0 = a tool's).")
     levels: int = Field(3, ge=1, le=8, description="OME-Zarr scales per tomogram (3: 1, 2, 4).")
     compress: bool = Field(
-        False, description="Blosc-compress the tomograms (~10% smaller, slower to write)."
+        False, description="Blosc-compress the tomograms (~8% smaller, slower to write)."
     )
 
 

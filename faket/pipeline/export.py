@@ -109,7 +109,7 @@ def export_copick(
         marks a tool's output).
     levels : OME-Zarr scales of every tomogram (3: 1, 2 and 4 times the voxel spacing).
     modalities : reconstructions to export; default every one present.
-    compress : Blosc-compress the tomograms too (segmentations always are); ~10% smaller
+    compress : Blosc-compress the tomograms too (segmentations always are); ~8% smaller
         for a noisy reconstruction, and slower (see :func:`faket.io.copick.write_tomogram`).
     overwrite : replace an existing project folder (one holding a copick config).
     progress : a progress bar on stderr.
