@@ -2,15 +2,19 @@
 
 One code path serves CPU, CUDA and Apple MPS: callers ask for ``"auto"`` (or a
 name) and get a :class:`torch.device`; work that scales with the data is split
-into chunks whose size comes from :func:`chunk_size`, so the same call fits a
-laptop and a GPU workstation.
+into chunks whose size comes from :func:`chunk_size` and :func:`memory_budget`, so the
+same call fits a laptop and a GPU workstation. Also here: deterministic CUDA kernels
+(:func:`deterministic_algorithms`), one GPU per local Dask worker
+(:func:`worker_environments`) and host-memory reuse for heavy CPU work.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,6 +31,16 @@ DEFAULT_CPU_BUDGET = 512 * 1024**2
 CPU_GATHER_BYTES = 2 * 1024**2
 #: Fraction of the free GPU memory a chunk of work may use.
 GPU_BUDGET_FRACTION = 0.5
+#: Elements of the largest tensor a batch may make: several CUDA kernels index with 32-bit
+#: integers and refuse larger outputs (e.g. nearest-neighbour 3-D up-sampling in PyTorch
+#: 2.x), which an 80-141 GB GPU's memory budget would otherwise allow.
+MAX_TENSOR_ELEMENTS = 2**31 - 1
+#: Environment variable overriding :data:`GPU_BUDGET_FRACTION`.
+GPU_FRACTION_VARIABLE = "FAKET_GPU_MEMORY_FRACTION"
+#: cuBLAS is deterministic only with a fixed workspace configuration, which it reads
+#: once, before its first use; PyTorch's deterministic mode insists on one of these two.
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC[0])
 
 # glibc's mallopt parameters (malloc.h), the values faket sets while heavy CPU work runs,
 # and glibc's documented defaults, restored afterwards.
@@ -43,54 +57,123 @@ def select_device(device: str | torch.device | None = "auto") -> torch.device:
     Parameters
     ----------
     device : str, torch.device or None
-        ``"auto"`` (or None) picks CUDA, then MPS, then CPU. Otherwise a torch
-        device string such as ``"cpu"``, ``"cuda"`` or ``"cuda:1"``.
+        ``"auto"`` (or None) picks CUDA, then MPS, then CPU. Otherwise ``"cpu"``,
+        ``"cuda"`` (the current GPU), ``"cuda:N"`` (GPU N of the visible ones) or
+        ``"mps"``; case and surrounding spaces do not matter.
 
     Returns
     -------
     torch.device
         The device to compute on.
+
+    Raises
+    ------
+    FaketError
+        For an unknown name, or a device this machine does not have.
     """
+    if isinstance(device, str):
+        device = device.strip().lower()
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
+    unknown = f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise FaketError(
-            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FaketError("device 'cuda' was requested but no CUDA GPU is visible; use --device cpu")
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise FaketError(unknown) from error
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise FaketError(unknown)
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise FaketError(
+                f"device {device!r} was requested but no CUDA GPU is visible; use --device cpu"
+            )
+        if resolved.index is not None and resolved.index >= count:
+            raise FaketError(
+                f"device {device!r} was requested but only {count} CUDA GPU(s) are visible "
+                f"(cuda:0 to cuda:{count - 1}; CUDA_VISIBLE_DEVICES="
+                f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
+            )
+    if resolved.type == "mps" and not _mps_available():
         raise FaketError("device 'mps' was requested but MPS is not available; use --device cpu")
     return resolved
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
 
 def memory_budget(device: torch.device, budget_bytes: int | None = None) -> int:
     """Bytes that one chunk of work may occupy on ``device``.
 
-    On CUDA this is a fraction of the currently free memory, so the same code
-    adapts to a 12 GB or an 80 GB card; elsewhere a fixed default.
+    On CUDA this is a fraction (:func:`gpu_budget_fraction`) of the memory a new tensor
+    can use now (:func:`cuda_free_bytes`), so the same code adapts to a 12 GB or an
+    80 GB card; elsewhere a fixed default (:data:`DEFAULT_CPU_BUDGET`).
     """
     if budget_bytes is not None:
         if budget_bytes <= 0:
             raise FaketError(f"memory budget must be positive, got {budget_bytes} bytes")
         return int(budget_bytes)
     if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free * GPU_BUDGET_FRACTION)
+        return int(cuda_free_bytes(device) * gpu_budget_fraction())
     return DEFAULT_CPU_BUDGET
 
 
-def chunk_size(bytes_per_item: int, n_items: int, budget_bytes: int) -> int:
-    """How many items (e.g. Y rows) fit in ``budget_bytes``; at least 1, at most ``n_items``."""
+def cuda_free_bytes(device: torch.device) -> int:
+    """Bytes a new tensor on the CUDA ``device`` can occupy now.
+
+    That is what the driver reports free plus what PyTorch's caching allocator holds
+    without using it: blocks freed by an earlier chunk stay reserved by the process, so
+    the driver's figure alone would shrink the budget of every later step of a run.
+    """
+    free, _total = torch.cuda.mem_get_info(device)
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int(free + max(0, cached))
+
+
+def gpu_budget_fraction() -> float:
+    """Fraction of the free GPU memory one chunk of work may use.
+
+    :data:`GPU_BUDGET_FRACTION` unless the environment variable
+    ``FAKET_GPU_MEMORY_FRACTION`` (in (0, 1]) says otherwise; local Dask workers that
+    share a GPU get their share of it that way (:func:`worker_environments`).
+    """
+    text = os.environ.get(GPU_FRACTION_VARIABLE)
+    if text is None or not text.strip():
+        return GPU_BUDGET_FRACTION
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise FaketError(
+            f"{GPU_FRACTION_VARIABLE}={text!r} is not a fraction in (0, 1]; "
+            "unset it or use e.g. 0.25"
+        )
+    return value
+
+
+def chunk_size(
+    bytes_per_item: int, n_items: int, budget_bytes: int, elements_per_item: int | None = None
+) -> int:
+    """How many items (e.g. Y rows) fit in ``budget_bytes``; at least 1, at most ``n_items``.
+
+    With ``elements_per_item`` (elements of the largest tensor one item adds to a batch),
+    also few enough that the batch's largest tensor stays within
+    :data:`MAX_TENSOR_ELEMENTS`: a large GPU's memory budget would otherwise allow batches
+    that some CUDA kernels refuse.
+    """
     if n_items <= 0:
         return 1
-    return int(max(1, min(n_items, budget_bytes // max(1, bytes_per_item))))
+    items = budget_bytes // max(1, bytes_per_item)
+    if elements_per_item is not None:
+        items = min(items, MAX_TENSOR_ELEMENTS // max(1, elements_per_item))
+    return int(max(1, min(n_items, items)))
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -140,3 +223,128 @@ def reuse_freed_host_memory(enabled: bool = True) -> Iterator[None]:
                 for parameter, value in _GLIBC_DEFAULTS.items():
                     libc.mallopt(parameter, value)
                 libc.malloc_trim(0)
+
+
+@contextmanager
+def deterministic_algorithms(device: torch.device, enabled: bool = True) -> Iterator[None]:
+    """On CUDA, run the block with deterministic kernels; restore PyTorch's settings after.
+
+    cuDNN chooses among convolution algorithms, and several of the fast ones (and a few
+    other CUDA kernels) add up partial results with atomics in a varying order, so the
+    same inputs and seeds could give slightly different bits from run to run. In the
+    block cuDNN uses deterministic algorithms without benchmarking, and
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` makes other operations
+    use their deterministic kernels (an operation without one warns rather than fails).
+    PyTorch would also fill every new tensor with NaN in this mode; faket never reads
+    uninitialised memory, so that costly pass is switched off. cuBLAS needs
+    ``CUBLAS_WORKSPACE_CONFIG`` before its first use: importing this module sets it to
+    ``:4096:8`` unless it is set already. On the CPU (deterministic for a fixed thread
+    count) and MPS, and with ``enabled=False``, the block runs unchanged.
+    """
+    if not enabled or device.type != "cuda":
+        yield
+        return
+    import torch.utils.deterministic as deterministic
+
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        deterministic.fill_uninitialized_memory,
+    )
+    _set_deterministic(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        _set_deterministic(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2:4]
+        deterministic.fill_uninitialized_memory = saved[4]
+
+
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    # torch.use_deterministic_algorithms also switches TorchInductor's deterministic mode,
+    # and importing TorchInductor for that costs ~3 s of start-up; faket compiles nothing,
+    # so it sets the switch that the kernels read directly where PyTorch has it.
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        setter(mode, warn_only=warn_only)
+
+
+def visible_cuda_devices(visible: str | None = None, n_gpus: int | None = None) -> list[str]:
+    """Names of the GPUs this process sees, as ``CUDA_VISIBLE_DEVICES`` entries.
+
+    Parameters
+    ----------
+    visible : str, optional
+        The ``CUDA_VISIBLE_DEVICES`` value (default: this process's; unset means all).
+    n_gpus : int, optional
+        How many GPUs CUDA reports (default: ``torch.cuda.device_count()``).
+
+    Returns
+    -------
+    list of str
+        Indices, UUIDs or MIG names, as many as CUDA reports (none without a GPU).
+    """
+    if n_gpus is None:
+        n_gpus = torch.cuda.device_count()
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if n_gpus <= 0:
+        return []
+    if visible is None:
+        return [str(index) for index in range(n_gpus)]
+    # CUDA stops at the first invalid entry, so the first n_gpus entries are the GPUs.
+    return [entry.strip() for entry in visible.split(",") if entry.strip()][:n_gpus]
+
+
+def worker_environments(n_workers: int, gpus: list[str] | None = None) -> list[dict[str, str]]:
+    """Environment variables that give each of ``n_workers`` local processes its own GPU.
+
+    Worker ``k`` sees only GPU ``gpus[k mod len(gpus)]`` (``CUDA_VISIBLE_DEVICES``), where
+    it is ``cuda:0``. With more workers than GPUs, the workers sharing a GPU also share
+    its memory: each gets ``1/n`` of the budget fraction (``FAKET_GPU_MEMORY_FRACTION``).
+    Without a GPU every environment is empty.
+
+    Parameters
+    ----------
+    n_workers : int
+    gpus : list of str, optional
+        ``CUDA_VISIBLE_DEVICES`` entries to hand out (default :func:`visible_cuda_devices`).
+
+    Returns
+    -------
+    list of dict
+        One environment (variable -> value) per worker.
+    """
+    gpus = visible_cuda_devices() if gpus is None else list(gpus)
+    if not gpus:
+        return [{} for _ in range(n_workers)]
+    assigned = [gpus[k % len(gpus)] for k in range(n_workers)]
+    fraction = gpu_budget_fraction()
+    out = []
+    for gpu in assigned:
+        env = {"CUDA_VISIBLE_DEVICES": gpu}
+        sharing = assigned.count(gpu)
+        if sharing > 1:
+            env[GPU_FRACTION_VARIABLE] = f"{fraction / sharing:.6g}"
+        out.append(env)
+    return out
+
+
+def worker_gpu_index(worker_name: object, n_gpus: int) -> int:
+    """GPU (of ``n_gpus`` visible) for a Dask worker that sees several, from its name.
+
+    Local workers are named 0, 1, ...; dask-jobqueue's end in the process number within
+    their job (``SLURMCluster-3-1``): that trailing number modulo ``n_gpus``. Other names
+    get a stable digest, so a worker keeps its GPU across tasks.
+    """
+    if n_gpus <= 0:
+        raise FaketError("no GPU to assign a worker to")
+    match = re.search(r"(\d+)$", str(worker_name))
+    number = int(match.group(1)) if match else zlib.crc32(str(worker_name).encode())
+    return number % n_gpus

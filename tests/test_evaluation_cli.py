@@ -103,7 +103,9 @@ def test_train_predict_segment_locate_and_experiment(tmp_path, capsys):
 
     results = tmp_path / "results"
     argv = ["experiment", str(dataset), "-o", str(results), "--modalities", "benchmark"]
-    _run([*argv, "faket", "--seeds", "1", "--epochs", "1", "--settings", str(_settings(tmp_path))])
+    argv += ["faket", "--seeds", "2", "--epochs", "1", "--settings", str(_settings(tmp_path))]
+    argv += ["--classify-settings", str(_classify_settings(tmp_path)), "--bootstrap", "200"]
+    _run([*argv, "--difference", "benchmark-faket"])
     table = pd.read_csv(results / "table.csv")
     assert list(table["modality"]) == ["benchmark", "faket"]
     assert table.loc[0, "localization_f1_pct_benchmark"] == pytest.approx(100.0) or (
@@ -111,10 +113,67 @@ def test_train_predict_segment_locate_and_experiment(tmp_path, capsys):
     )
     for name in ("table.txt", "per_class_f1.png", "validation_curves.png", "confusion_faket.png"):
         assert (results / name).is_file()
-    assert "benchmark" in capsys.readouterr().out
+    for name in ("table.md", "f1_by_modality.png", "experiment_config.json"):
+        assert (results / name).is_file()
+    summary = json.loads((results / "table.json").read_text())
+    for metric in ("localization_f1", "classification_f1_macro", "classification_f1_macro_shrec"):
+        entry = summary["modalities"]["faket"][metric]
+        assert entry["ci_low"] <= entry["mean"] <= entry["ci_high"]
+        assert len(entry["seeds"]) == 2
+        difference = summary["differences"]["faket-benchmark"][metric]
+        assert set(difference) == {"mean", "ci_low", "ci_high"}
+    assert "benchmark-faket" in summary["differences"]  # the extra one asked for
+    assert "classification_f1_macro" in summary["classify"]["modalities"]["faket"]
+    assert summary["rank_correlation"]["localization_f1"]["seed_sets"] == [[0], [1]]
+    assert summary["settings"]["exclusion_convention"] == "shrec"  # the paper preset
+    assert set(summary["data_cost"]) == {"benchmark", "faket"}
+    out = capsys.readouterr().out
+    assert "DeepFinder" in out and "Subtomogram classifier" in out
+    # Resuming trains nothing: the runs are read back and the table comes out the same.
+    stamp = (results / "faket" / "seed_1" / "best.pt").stat().st_mtime_ns
+    boxes = (results / "classify" / "faket" / "seed_1" / "best.pt").stat().st_mtime_ns
+    _run([*argv, "--difference", "benchmark-faket", "-q"])
+    assert (results / "faket" / "seed_1" / "best.pt").stat().st_mtime_ns == stamp
+    assert (results / "classify" / "faket" / "seed_1" / "best.pt").stat().st_mtime_ns == boxes
+    assert json.loads((results / "table.json").read_text()) == summary
+    _fails(capsys, [*argv, "--preset", "laptop"], "unknown training preset 'laptop'")
+    _fails(capsys, [*argv, "--difference", "faket"], "MODALITY-MODALITY")
+
+
+def test_classify_command_writes_its_run(tmp_path, capsys):
+    dataset = write_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    settings = str(_classify_settings(tmp_path))
+    _run(
+        [
+            "evaluate",
+            "classify",
+            str(dataset),
+            "-m",
+            "faket",
+            "-o",
+            str(run),
+            "--settings",
+            settings,
+        ]
+    )
+    data = json.loads((run / "test" / "scores.json").read_text())
+    assert data["n_boxes"] == 8 + 4 and set(data["per_class_f1"]) == {"small", "big"}
+    assert "test F1 macro" in capsys.readouterr().err
+    for name in ("best.pt", "history.png", "classify_config.json", "test/confusion_matrix.png"):
+        assert (run / name).is_file()
+    argv = ["evaluate", "classify", str(dataset), "-m", "faket", "-o", str(run)]
+    _fails(capsys, argv, "already exists")
+    _fails(capsys, [*argv, "-f", "--epochs", "0"], "classification setting epochs")
 
 
 def _settings(folder):
     path = folder / "settings.yaml"
     path.write_text("patch_size: 16\nwidths: [4, 4, 4]\nmax_batches: 2\ndevice: cpu\n")
+    return path
+
+
+def _classify_settings(folder):
+    path = folder / "classify.yaml"
+    path.write_text("epochs: 2\nwidths: [4, 8, 8]\nthreads: 1\ndevice: cpu\n")
     return path

@@ -178,3 +178,22 @@ def test_specks_are_dropped_and_a_flooded_class_is_skipped_with_a_warning():
     flooded = np.ones((8, 8, 8), dtype=np.uint8)
     with pytest.warns(RuntimeWarning, match="not a particle segmentation"):
         assert len(cluster(flooded, ["a"], bandwidth=3.0)) == 0
+
+
+def test_segmentation_batches_follow_free_gpu_memory(monkeypatch):
+    from faket.evaluation.inference import segment_batch_size
+
+    free = {"bytes": 8 * 1024**3}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 80 << 30))
+    cuda = torch.device("cuda")
+    per_patch = 4 * 256 * 64**3  # bytes of one 64-voxel patch's activations
+    # Half of the free memory is the budget: 4 GiB / 256 MiB = 16 patches.
+    assert segment_batch_size(64, 1000, cuda) == 16
+    free["bytes"] = 80 * 1024**3
+    assert segment_batch_size(64, 1000, cuda) == 160
+    assert segment_batch_size(64, 20, cuda) == 20  # never more than there are patches
+    free["bytes"] = per_patch  # nearly full: one patch at a time, never zero
+    assert segment_batch_size(64, 1000, cuda) == 1
+    # On the CPU a fixed budget (512 MiB) or the caller's.
+    assert segment_batch_size(64, 1000, torch.device("cpu")) == 2
+    assert segment_batch_size(64, 1000, torch.device("cpu"), budget_bytes=10 * per_patch) == 10

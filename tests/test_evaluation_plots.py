@@ -58,3 +58,18 @@ def test_figures_are_written(tmp_path):
     ]
     for path in paths:
         assert path.read_bytes()[:8] == PNG
+
+
+def test_modality_figure_whiskers_are_the_intervals(tmp_path):
+    from faket.plots.comparison import interval_errors, plot_modality_scores
+
+    entries = [
+        {"mean": 0.8, "ci_low": 0.7, "ci_high": 0.85, "seeds": [0.79, 0.81]},
+        {"mean": 0.5, "ci_low": None, "ci_high": None, "seeds": [0.5]},
+    ]
+    mean, errors = interval_errors(entries)
+    assert mean.tolist() == [0.8, 0.5]
+    np.testing.assert_allclose(errors, [[0.1, 0.0], [0.05, 0.0]])
+    modalities = {"benchmark": {"f1": entries[0]}, "faket": {"f1": entries[1]}}
+    path = plot_modality_scores([("judge", modalities, "f1", "F1")], tmp_path / "f.png")
+    assert path.read_bytes().startswith(PNG)

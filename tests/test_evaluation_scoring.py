@@ -87,6 +87,7 @@ def test_duplicates_misses_background_hits_and_first_hit_classification():
         "n_hits_on_excluded": 0,
         "n_multiple_hits": 1,
         "n_clipped": 0,
+        "n_recall_denominator": 4,
     }
     recall, precision = 3 / 4, 3 / 5
     assert scores.localization_recall == pytest.approx(recall)
@@ -269,3 +270,48 @@ def test_agrees_with_a_plain_reimplementation_of_the_shrec_script(seed):
         fn = sum(a == label != p for a, p in zip(actual, predicted, strict=True))
         f1.append(2 * tp / (2 * tp + fp + fn))
     assert scores.classification_f1_macro_shrec == pytest.approx(np.mean(f1))
+
+
+def _perfect_pick_truth() -> GroundTruth:
+    """31 particles, 2 vesicles and 2 4V94, single voxels 4 apart (crosses never touch)."""
+    names = ["a"] * 16 + ["b"] * 15 + ["vesicle"] * 2 + ["4V94"] * 2
+    grid = [(x, y, z) for z in (2, 6, 10) for y in range(2, 24, 4) for x in range(2, 24, 4)]
+    rows = [(n, *grid[i]) for i, n in enumerate(names)]
+    occupancy = np.zeros((13, 24, 24), dtype=np.uint16)
+    for instance, (_, x, y, z) in enumerate(rows, start=1):
+        occupancy[z, y, x] = instance
+    return GroundTruth(_particles(rows), occupancy)
+
+
+def test_exclusion_conventions_on_the_papers_perfect_pick_case():
+    # The SHREC 2021 script with --skip_4v94 --skip_vesicles on perfect picks: it drops
+    # 4V94 from the ground-truth count but keeps the vesicles, so recall is 31/33.
+    truth = _perfect_pick_truth()
+    picks = truth.particles[["class_name", "x", "y", "z"]]
+    shrec = score(picks, truth, exclude=["vesicle", "4v94"], exclusion_convention="shrec")
+    strict = score(picks, truth, exclude=["vesicle", "4v94"], exclusion_convention="strict")
+    assert shrec.counts["n_recall_denominator"] == 33 and shrec.counts["n_found"] == 31
+    assert shrec.localization_recall == pytest.approx(31 / 33)
+    assert shrec.localization_precision == pytest.approx(31 / 35)
+    assert round(shrec.localization_recall, 3) == 0.939
+    assert round(shrec.localization_f1, 3) == 0.912
+    assert strict.localization_recall == 1.0
+    assert round(strict.localization_f1, 3) == 0.939
+    # Classification does not depend on the convention.
+    assert shrec.classification_f1_macro == strict.classification_f1_macro == 1.0
+    assert shrec.exclusion_convention == "shrec"
+    # Without exclusions the conventions agree: everything is in the count.
+    both = [score(picks, truth, exclusion_convention=c) for c in ("shrec", "strict")]
+    assert both[0].localization_f1 == both[1].localization_f1 == 1.0
+    with pytest.raises(FaketError, match="exclusion convention"):
+        score(picks, truth, exclusion_convention="paper")
+
+
+def test_shrec_convention_knows_vesicles_by_their_kind_in_the_class_table():
+    truth = _truth()  # the class table says kind=vesicle for 'vesicle'
+    truth.classes.loc[truth.classes["name"] == "vesicle", "name"] = "membrane_blob"
+    truth.particles.loc[truth.particles["class_name"] == "vesicle", "class_name"] = "membrane_blob"
+    picks = truth.particles[["class_name", "x", "y", "z"]]
+    scores = score(picks, truth, exclude=["membrane_blob"], exclusion_convention="shrec")
+    assert scores.counts["n_recall_denominator"] == 4
+    assert scores.localization_recall == pytest.approx(3 / 4)

@@ -109,6 +109,10 @@ def test_validation_picks_the_best_epoch_and_run_files_are_written(tmp_path):
     assert list(saved["epoch"]) == [1, 2, 3]
     best = load_model(tmp_path / "run" / "best.pt")
     assert best.info["epoch"] == result.best_epoch
+    # Issue 16: the picking settings validation used travel with the model, so that
+    # evaluate predict/locate reproduce the scores training reports.
+    assert best.clustering == {"mode": "per_class", "bandwidth_scale": 1.0,
+                               "min_size_fraction": 0.1}  # fmt: skip
     for p, q in zip(best.network.parameters(), result.model.network.parameters(), strict=True):
         assert torch.equal(p.cpu(), q.detach().cpu())
     assert result.best_scores.classification_f1_macro == pytest.approx(values.max())
@@ -130,3 +134,14 @@ def test_bad_settings_raise_one_line_errors():
         train_config(patch_size=30)
     with pytest.raises(FaketError, match="no training particles"):
         train([synthetic_tomogram(0)], None, TrainConfig(**FAST | {"classes": ["ribosome"]}))
+
+
+def test_exclusion_convention_follows_the_preset_unless_given():
+    assert train_config("paper").exclusion_convention == "shrec"
+    assert train_config("shrec").exclusion_convention == "shrec"
+    assert train_config("small").exclusion_convention == "strict"
+    assert train_config("small", exclusion_convention="shrec").exclusion_convention == "shrec"
+    with pytest.raises(FaketError, match="exclusion_convention"):
+        train_config("paper", exclusion_convention="sloppy")
+    with pytest.raises(FaketError, match="unknown training preset 'cpu2'; choose from"):
+        train_config("cpu2")

@@ -27,9 +27,13 @@ def test_tlt_round_trip_and_imod_format(tmp_path):
     assert os.listdir(tmp_path) == ["series.tlt"]
 
 
-def test_write_tlt_rounds_to_two_decimals_without_negative_zero(tmp_path):
-    path = write_tlt(tmp_path / "a.tlt", [-0.001, 1.005, 30.126])
-    assert path.read_text().splitlines() == ["0.00", "1.00", "30.13"]
+def test_write_tlt_writes_what_was_used_without_negative_zero(tmp_path):
+    # Issue 16: -59.986 (a real goniometer angle) used to be written as -59.99.
+    angles = [-59.986, -0.001, 1.005, 30.126, -0.0, 1 / 3]
+    path = write_tlt(tmp_path / "a.tlt", angles)
+    lines = path.read_text().splitlines()
+    assert lines[:5] == ["-59.986", "-0.001", "1.005", "30.126", "0.00"]
+    np.testing.assert_array_equal(read_tlt(path), np.array(angles) + 0.0)
 
 
 def test_read_tlt_tolerates_whitespace_and_blank_lines(tmp_path):

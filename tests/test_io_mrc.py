@@ -282,7 +282,12 @@ def test_overwrite_false_keeps_existing_file(tmp_path):
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("voxel_size", [0.0, -1.0, np.nan, np.inf])
+def test_unknown_voxel_size_is_written_as_zero(tmp_path):
+    path = write_mrc(tmp_path / "vol.mrc", _volume(np.float32), 0.0)
+    assert read_mrc(path).voxel_size == 0.0
+
+
+@pytest.mark.parametrize("voxel_size", [-1.0, np.nan, np.inf])
 def test_bad_voxel_size(tmp_path, voxel_size):
     with pytest.raises(FaketError, match="voxel size") as excinfo:
         write_mrc(tmp_path / "vol.mrc", _volume(np.float32), voxel_size)

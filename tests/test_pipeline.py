@@ -127,7 +127,48 @@ def test_rerun_does_no_work_and_a_change_redoes_only_what_depends_on_it(tmp_path
         if not (i == 2 and m == "noisy")
     }
     log = (folder / "run_log.csv").read_text().splitlines()
-    assert log[0] == "run_started,step,folder,ran,seconds" and len(log) > 30
+    assert log[0] == "run_started,step,folder,ran,seconds,details" and len(log) > 30
+
+
+def test_the_weights_used_are_recorded_everywhere(tiny_dataset):
+    folder, summary = tiny_dataset
+    assert (
+        yaml.safe_load((folder / "dataset_config.yaml").read_text())["nst"]["weights"] == "random"
+    )
+    entry = json.loads((folder / "tomo_000" / "manifest.json").read_text())["steps"]
+    assert entry["projections_faket"]["weights"] == "random"
+    assert entry["projections_faket"]["threads"] >= 1
+    assert "weights=random" in (folder / "run_log.csv").read_text()
+    assert any(r.details.get("weights") == "random" for r in summary.records)
+
+
+def test_another_thread_count_or_a_truncated_file_redoes_only_those_steps(tiny_dataset, tmp_path):
+    import shutil
+
+    import torch
+
+    folder, _ = tiny_dataset
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    truncated = copy / "tomo_002" / "reconstruction_benchmark.mrc"
+    truncated.write_bytes(truncated.read_bytes()[:-1000])
+    before = torch.get_num_threads()
+    torch.set_num_threads(1 if before > 1 else 2)
+    try:
+        summary = run_dataset(parse_dataset_config(TINY), copy, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    ran = {(Path(r.folder).name, r.name) for r in summary.ran}
+    assert ran == {
+        ("tomo_002", "reconstruction_benchmark"),
+        ("tomo_000", "projections_faket"),
+        ("tomo_001", "projections_faket"),
+        ("tomo_000", "reconstruction_faket"),
+        ("tomo_001", "reconstruction_faket"),
+        (copy.name, "figures"),
+    }
+    restored = read_mrc(truncated).data
+    np.testing.assert_array_equal(restored, read_mrc(folder / truncated.relative_to(copy)).data)
 
 
 def test_local_dask_cluster_gives_identical_files(tiny_dataset, tmp_path):

@@ -179,6 +179,7 @@ def test_mixed_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native
     from faket.style import _precision
 
     monkeypatch.setattr(_precision, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(_precision, "cuda_has_native_bf16", lambda device: False)  # pre-Ampere
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert _precision.resolve_precision("mixed", cpu) == ("bf16" if native else "fp32")
     assert _precision.resolve_precision("mixed", cuda) == "fp16"

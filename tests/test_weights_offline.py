@@ -18,7 +18,7 @@ import torch
 
 from faket.cli.main import main
 from faket.errors import FaketError
-from faket.pipeline.steps import resolve_nst_weights
+from faket.pipeline.preflight import resolve_nst_weights
 from faket.style.vgg import conv_indices
 from faket.style.weights import WEIGHTS_ENV, build_feature_net, download_imagenet
 

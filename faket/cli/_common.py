@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ import typer
 from typer.core import TyperCommand
 
 from faket.errors import FaketError
-from faket.io.atomic import check_target
+from faket.io.atomic import check_target, remove_stale_temporaries
 
 DeviceOption = typer.Option(
     "auto", "--device", help="Compute device: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N."
@@ -29,11 +30,54 @@ def require_input(path: Path) -> Path:
     return path
 
 
+VoxelSizeOption = typer.Option(
+    None,
+    "--voxel-size",
+    help="Voxel (pixel) size of the input in Å, overriding its header; needed when the "
+    "header has none.",
+)
+
+
 def require_output(path: Path, overwrite: bool) -> Path:
-    """Fail with one line if ``path`` cannot be written (exists without --overwrite, no folder)."""
+    """Fail with one line if ``path`` cannot be written (exists without --overwrite, no folder).
+
+    Also deletes what an earlier run of a command writing ``path`` left when it was killed
+    (hidden ``.NAME.tmp-*`` files of this very output): one command owns its output.
+    """
     if path.exists() and not path.is_dir() and not overwrite:
         raise FaketError(f"{path} already exists; pass --overwrite to replace it")
-    return check_target(path, overwrite=overwrite)
+    target = check_target(path, overwrite=overwrite)
+    remove_stale_temporaries(target.parent, target=target.name)
+    return target
+
+
+def resolve_voxel_size(
+    path: Path, header: float, override: float | None, *, needed_for: str | None = None
+) -> float:
+    """The input's voxel size in Å: ``--voxel-size`` if given, else the header's.
+
+    A header without one (0) is fine where only the output's header needs it: the output
+    then says unknown (0), with a warning. Where the physics needs it (``needed_for``), it
+    is an error that asks for ``--voxel-size``. Called before any work starts.
+    """
+    if override is not None:
+        if not override > 0:
+            raise FaketError(f"--voxel-size {override}: must be a positive size in Å")
+        return float(override)
+    if header > 0:
+        return header
+    if needed_for is not None:
+        raise FaketError(
+            f"{path} has no voxel size in its header and {needed_for} needs one; pass "
+            "--voxel-size in Å"
+        )
+    warnings.warn(
+        f"{path} has no voxel size in its header; the output's will be 0 (unknown); pass "
+        "--voxel-size in Å to set it",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return 0.0
 
 
 def expand_many(args: list[str], options: tuple[str, ...]) -> list[str]:

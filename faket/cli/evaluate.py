@@ -1,5 +1,6 @@
-"""``faket evaluate``: SHREC scoring, DeepFinder training, segmentation, particle picking;
-``faket experiment``: the paper's modality comparison."""
+"""``faket evaluate``: SHREC/CZII scoring, DeepFinder training, segmentation, particle
+picking (``faket experiment`` lives in :mod:`faket.cli.experiment`, ``evaluate classify``
+in :mod:`faket.cli.classify`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from faket.cli._common import (
 from faket.errors import FaketError
 
 evaluate_app = typer.Typer(
-    help="Judge data by what a network learns from it: SHREC 2021 scores, DeepFinder "
-    "training (train), segmentation (segment), particle picking (locate, predict).",
+    help="Judge data by what a network learns from it: SHREC 2021 and CZII scores (score), "
+    "DeepFinder training (train), subtomogram classification (classify), segmentation "
+    "(segment), particle picking (locate, predict).",
     no_args_is_help=True,
 )
 
@@ -41,15 +43,33 @@ class Target(str, Enum):
 _ManyValues = many_values_command("--exclude", "--modalities")
 
 
-def _echo(message: str) -> None:
+class Convention(str, Enum):
+    """How excluded particles count for localization recall."""
+
+    shrec = "shrec"
+    strict = "strict"
+
+
+CONVENTION_HELP = (
+    "How excluded classes count for localization recall. shrec: as the SHREC 2021 script "
+    "(and the paper): excluded vesicles stay in the ground-truth count, so recall = found / "
+    "(particles + vesicles); other excluded classes leave it. strict: every excluded "
+    "particle leaves the count, recall = found / particles. Precision is found / "
+    "predictions under both."
+)
+
+
+def echo(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _output_folder(path: Path, marker: str, overwrite: bool) -> Path:
+def output_folder(path: Path, marker: str, overwrite: bool) -> Path:
+    """Check an output folder; missing parents are created when results are written."""
     if path.exists() and not path.is_dir():
         raise FaketError(f"{path} is a file; pass a folder")
-    if not path.parent.is_dir():
-        raise FaketError(f"cannot write {path}: folder {path.parent} does not exist")
+    existing = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise FaketError(f"cannot write {path}: {existing} is a file, not a folder")
     if (path / marker).exists() and not overwrite:
         raise FaketError(f"{path / marker} already exists; pass --overwrite or another folder")
     return path
@@ -94,6 +114,9 @@ def score_command(
     exclude: list[str] = typer.Option(
         [], "--exclude", help="Classes left out, e.g. --exclude vesicle (several allowed)."
     ),
+    convention: Convention = typer.Option(
+        Convention.strict, "--exclusion-convention", help=CONVENTION_HELP
+    ),
     run: str | None = RunOption,
     voxel_spacing: float | None = VoxelSpacingOption,
     tomo_type: str | None = TomoTypeOption,
@@ -103,18 +126,21 @@ def score_command(
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
-    """Score predicted particles with the SHREC 2021 metrics.
+    """Score predicted particles with the SHREC 2021 metrics and the CZII F-beta.
 
     The truth is a tomogram folder (coordinates in its voxels) or a copick run (coordinates
     in voxels of its voxel spacing, as faket evaluate predict writes them for that run).
-    Writes scores.json, per_class.csv, confusion_matrix.csv,
+    CZII (2024-25 object-identification challenge): F-beta with beta = 4 per class, a pick
+    matching an unmatched centre within 0.5 x the class radius (classes.csv radius_A, the
+    copick object's radius, or diameter_nm x 5 Å), weighted mean over classes (czii_weight,
+    default 1). Writes scores.json, per_class.csv, confusion_matrix.csv,
     confusion_matrix_normalized.csv, matches.csv, report.txt and confusion_matrix.png.
     """
     from faket.evaluation import score, write_scores
     from faket.io import read_particles
 
     particles = read_particles(require_input(predictions))
-    _output_folder(output, "scores.json", overwrite)
+    output_folder(output, "scores.json", overwrite)
     if is_copick_project(truth):
         from faket.evaluation.copick import copick_truth
 
@@ -127,37 +153,45 @@ def score_command(
             session_id=session_id,
         )
         if not quiet:
-            _echo(
+            echo(
                 f"truth: run {run} at {loaded.voxel_size:g} Å, {len(loaded.truth.particles)} "
                 f"picks, instances from {loaded.instance_source}"
             )
         truth_data = loaded.truth
     else:
         truth_data = truth
-    scores = score(particles, truth_data, exclude=exclude)
+    scores = score(particles, truth_data, exclude=exclude, exclusion_convention=convention.value)
     write_scores(scores, output, overwrite=overwrite, title=predictions.name, figure=figure)
     if not quiet:
-        _echo(
-            f"localization F1 {scores.localization_f1:.4f}, classification F1 macro "
-            f"{scores.classification_f1_macro:.4f} "
-            f"(SHREC {scores.classification_f1_macro_shrec:.4f}); wrote {output}"
+        czii = "n/a" if scores.czii_fbeta is None else f"{scores.czii_fbeta:.4f}"
+        echo(
+            f"localization F1 {scores.localization_f1:.4f} (SHREC, {convention.value} "
+            f"exclusions), classification F1 macro {scores.classification_f1_macro:.4f} "
+            f"(SHREC {scores.classification_f1_macro_shrec:.4f}), CZII F-beta {czii}; "
+            f"wrote {output}"
         )
 
 
-def _config(preset: str, settings_file: Path | None, **options):
-    """Training settings: the preset, then the file (JSON/YAML), then the given options."""
+def read_settings(settings_file: Path | None) -> dict:
+    """A YAML/JSON mapping of settings (empty without a file); one-line errors."""
     import yaml
 
+    if settings_file is None:
+        return {}
+    try:
+        data = yaml.safe_load(require_input(settings_file).read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise FaketError(f"cannot read {settings_file} ({type(error).__name__})") from None
+    if not isinstance(data, dict):
+        raise FaketError(f"{settings_file}: expected a mapping of settings")
+    return data
+
+
+def training_config(preset: str, settings_file: Path | None, **options):
+    """Training settings: the preset, then the file (JSON/YAML), then the given options."""
     from faket.evaluation import train_config
 
-    data: dict = {}
-    if settings_file is not None:
-        try:
-            data = yaml.safe_load(require_input(settings_file).read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
-            raise FaketError(f"cannot read {settings_file} ({type(error).__name__})") from None
-        if not isinstance(data, dict):
-            raise FaketError(f"{settings_file}: expected a mapping of training settings")
+    data = read_settings(settings_file)
     data |= {k: v for k, v in options.items() if v is not None}
     return train_config(preset, **data)
 
@@ -179,8 +213,9 @@ SeedOption = typer.Option(None, "--seed", help="Random seed (default 0).")
 PresetOption = typer.Option(
     "paper",
     "--preset",
-    help="Training set-up: paper (= shrec; DeepFinder as in the paper, for a GPU) or small "
-    "(2-core CPU, for datasets from the small dataset preset).",
+    help="Training set-up: paper (= shrec; DeepFinder as in the paper, for a GPU), or a "
+    "CPU-sized one named after its dataset preset (small: 2-core CPU, for datasets from "
+    "the small dataset preset).",
 )
 SettingsOption = typer.Option(
     None, "--settings", help="YAML/JSON training settings (keys of the TrainConfig); options win."
@@ -211,6 +246,11 @@ def train_command(
     seed: int | None = SeedOption,
     preset: str = PresetOption,
     settings: Path | None = SettingsOption,
+    convention: Convention | None = typer.Option(
+        None,
+        "--exclusion-convention",
+        help=CONVENTION_HELP + " Default: shrec for the paper/shrec presets, else strict.",
+    ),
     validation: bool = typer.Option(True, "--validation/--no-validation", help="Validate."),
     test: bool = typer.Option(True, "--test/--no-test", help="Score the test tomogram."),
     device: str = DeviceOption,
@@ -225,7 +265,7 @@ def train_command(
     from faket.evaluation.experiment import train_on_dataset
     from faket.plots.training import plot_training_history
 
-    config = _config(
+    config = training_config(
         preset,
         settings,
         epochs=epochs,
@@ -237,8 +277,9 @@ def train_command(
         max_batches=max_batches,
         seed=seed,
         device=device,
+        exclusion_convention=convention.value if convention else None,
     )
-    _output_folder(output, "history.csv", overwrite)
+    output_folder(output, "history.csv", overwrite)
     result, scores = train_on_dataset(
         dataset,
         modality,
@@ -248,9 +289,10 @@ def train_command(
         test=test,
         overwrite=overwrite,
         progress=not quiet,
-        log=None if quiet else _echo,
+        log=None if quiet else echo,
     )
-    plot_training_history(result.history, output / "history.png")
+    loss = f"Dice + {config.ce_weight:g} x cross-entropy" if config.ce_weight > 0 else "Dice"
+    plot_training_history(result.history, output / "history.png", loss_name=loss)
     if not quiet:
         tail = (
             ""
@@ -260,7 +302,7 @@ def train_command(
                 f"(SHREC) {scores.classification_f1_macro_shrec:.4f}"
             )
         )
-        _echo(f"best epoch {result.best_epoch}{tail}; wrote {output}")
+        echo(f"best epoch {result.best_epoch}{tail}; wrote {output}")
 
 
 ModelOption = typer.Option(..., "--model", help="Checkpoint (best.pt of a training run).")
@@ -293,7 +335,7 @@ def segment_command(
     )
     write_mrc(output, labels, data.voxel_size, overwrite=overwrite)
     if not quiet:
-        _echo(
+        echo(
             f"wrote {output}; classes: "
             + ", ".join(f"{k + 1}={n}" for k, n in enumerate(trained.class_names))
         )
@@ -316,12 +358,17 @@ def _write_particles(particles, output: Path, overwrite: bool) -> None:
         raise FaketError(f"{output}: use .txt (SHREC), .csv or .star for the particle list")
 
 
-ClusterScale = typer.Option(1.0, "--bandwidth-scale", help="Mean-shift bandwidth / class radius.")
-MinSize = typer.Option(0.1, "--min-size-fraction", help="Min cluster size / class target ball.")
+_STORED = " [default: the model's, as its training validated with]"
+ClusterScale = typer.Option(
+    None, "--bandwidth-scale", help="Mean-shift bandwidth / class radius." + _STORED
+)
+MinSize = typer.Option(
+    None, "--min-size-fraction", help="Min cluster size / class target ball." + _STORED
+)
 ModeOption = typer.Option(
-    Clustering.joint,
+    None,
     "--clustering",
-    help="joint (DeepFinder: all classes, majority vote) or per_class.",
+    help="joint (DeepFinder: all classes, majority vote) or per_class." + _STORED,
 )
 DatasetFrame = typer.Option(
     None,
@@ -341,9 +388,9 @@ def locate_command(
     labels: Path = typer.Argument(..., help="Label volume from faket evaluate segment (.mrc)."),
     model: Path = ModelOption,
     output: Path = typer.Option(..., "--output", "-o", help="Particle list (.txt, .csv, .star)."),
-    bandwidth_scale: float = ClusterScale,
-    min_size_fraction: float = MinSize,
-    clustering: Clustering = ModeOption,
+    bandwidth_scale: float | None = ClusterScale,
+    min_size_fraction: float | None = MinSize,
+    clustering: Clustering | None = ModeOption,
     dataset: Path | None = DatasetFrame,
     overwrite: bool = OverwriteOption,
 ) -> None:
@@ -357,7 +404,7 @@ def locate_command(
         frame=_frame(dataset),
         bandwidth_scale=bandwidth_scale,
         min_size_fraction=min_size_fraction,
-        mode=clustering.value,
+        mode=clustering.value if clustering else None,
     )
     _write_particles(found, output, overwrite)
 
@@ -369,9 +416,9 @@ def predict_command(
     run: str | None = RunOption,
     voxel_spacing: float | None = VoxelSpacingOption,
     tomo_type: str | None = TomoTypeOption,
-    bandwidth_scale: float = ClusterScale,
-    min_size_fraction: float = MinSize,
-    clustering: Clustering = ModeOption,
+    bandwidth_scale: float | None = ClusterScale,
+    min_size_fraction: float | None = MinSize,
+    clustering: Clustering | None = ModeOption,
     dataset: Path | None = DatasetFrame,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
@@ -392,7 +439,7 @@ def predict_command(
             volume, _copick_run(run, volume), tomo_type=tomo_type, voxel_size=voxel_spacing
         )
         if not quiet:
-            _echo(f"tomogram: run {run}, {kind} at {size:g} Å, shape {data.shape}")
+            echo(f"tomogram: run {run}, {kind} at {size:g} Å, shape {data.shape}")
     else:
         data = read_mrc(require_input(volume), ndim=3).data
     trained = load_model(model)
@@ -402,50 +449,18 @@ def predict_command(
         frame=_frame(dataset),
         bandwidth_scale=bandwidth_scale,
         min_size_fraction=min_size_fraction,
-        mode=clustering.value,
+        mode=clustering.value if clustering else None,
         device=device,
         progress=not quiet,
     )
     _write_particles(found, output, overwrite)
     if not quiet:
-        _echo(f"{len(found)} particles; wrote {output}")
-
-
-def experiment_command(
-    dataset: Path = typer.Argument(..., help="Dataset folder made by faket run."),
-    output: Path = typer.Option(..., "--output", "-o", help="Results folder (created)."),
-    modalities: list[str] = typer.Option(
-        ["benchmark", "faket", "noisy", "baseline", "noiseless"],
-        "--modalities",
-        help="Training modalities (several after one flag).",
-    ),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds 0..N-1 per modality."),
-    epochs: int | None = EpochsOption,
-    preset: str = PresetOption,
-    settings: Path | None = SettingsOption,
-    device: str = DeviceOption,
-    quiet: bool = QuietOption,
-) -> None:
-    """Train a model per modality and seed, test all on the BENCHMARK test tomogram.
-
-    Writes MODALITY/seed_N/ runs, table.csv/table.txt (paper Table 1), per_class_f1.png
-    (fig. 8), validation_curves.png (figs. 6-7), confusion_MODALITY.png (figs. 9-11).
-    Finished runs are reused, so an interrupted experiment resumes.
-    """
-    from faket.evaluation.experiment import run_experiment, table_text
-
-    config = _config(preset, settings, epochs=epochs, device=device)
-    if seeds < 1:
-        raise FaketError("--seeds must be at least 1")
-    table = run_experiment(
-        dataset, output, modalities, seeds, config, progress=not quiet, log=None if quiet else _echo
-    )
-    typer.echo(table_text(table), nl=False)
+        echo(f"{len(found)} particles; wrote {output}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``evaluate`` (score, train, segment, locate, predict) and ``experiment``;
-    ``train``, ``segment`` and ``locate`` also work at the top level, as issue #8 names them."""
+    """Add ``evaluate`` (score, train, classify, segment, locate, predict); ``train``,
+    ``segment`` and ``locate`` also work at the top level, as issue #8 names them."""
     commands = {
         "score": score_command,
         "train": train_command,
@@ -455,7 +470,9 @@ def register(app: typer.Typer) -> None:
     }
     for name, function in commands.items():
         evaluate_app.command(name, cls=_ManyValues)(function)
+    from faket.cli.classify import classify_command
+
+    evaluate_app.command("classify")(classify_command)
     app.add_typer(evaluate_app, name="evaluate")
     for name in ("train", "segment", "locate"):
         app.command(name, hidden=True)(commands[name])
-    app.command("experiment", cls=_ManyValues)(experiment_command)

@@ -1,4 +1,4 @@
-"""``faket info FILE``: shape, dtype, voxel size and value statistics of an MRC file."""
+"""``faket info FILE``: what a file holds (volume, tilt series, angles, particles, ...)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,25 @@ from pathlib import Path
 import typer
 
 from faket.cli._common import require_input
-from faket.io import format_summary, mrc_summary
 
 
 def info(
-    path: Path = typer.Argument(..., help="An MRC volume, tilt series or image."),
+    path: Path = typer.Argument(
+        ...,
+        help="An MRC/EM volume, tilt series or image, an angle file, a particle list, an "
+        "atomic model or a noise model.",
+    ),
 ) -> None:
-    """Print shape, dtype, voxel size (Å), value range, mean and std of an MRC file.
+    """Say what a file holds: shape, data type, voxel size (Å) and statistics of MRC/EM
+    files; count and range of tilt angles; particles per class; atoms of a model.
 
-    The file is memory-mapped and scanned in chunks, so large files are fine.
+    Files faket cannot use are refused with one line saying what to pass instead. MRC
+    files are memory-mapped and scanned in chunks, so large files are fine.
     """
+    from faket.describe import describe_file
+
     require_input(path)
-    typer.echo(format_summary(mrc_summary(path), path))
+    typer.echo(describe_file(path))
 
 
 def register(app: typer.Typer) -> None:

@@ -57,7 +57,7 @@ COMMAND_MODULES = {
     "train": "evaluate",
     "segment": "evaluate",
     "locate": "evaluate",
-    "experiment": "evaluate",
+    "experiment": "experiment",
     "export": "export",
     "weights": "weights",
 }
@@ -88,6 +88,35 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     typer.echo(f"faket: warning: {message}", err=True)
 
 
+#: What an interrupted command keeps, and how to go on (the SIGINT message).
+_RESUME_HINTS = {
+    "run": "finished steps are kept; run the same command again to resume",
+    "demo": "finished steps are kept; run the same command again to resume",
+    "style": "finished tilts are kept beside the output; run the same command again to continue",
+    "experiment": "finished runs are kept; run the same command again to resume",
+}
+
+
+def _interrupted(args: list[str]) -> str:
+    words = [arg for arg in args if not arg.startswith("-")]
+    hint = _RESUME_HINTS.get(words[0] if words else "")
+    if hint is None:
+        hint = "no output was written (files appear only when complete); run it again"
+    return f"faket: interrupted; {hint}"
+
+
+def _usage_error(error: typer.TyperException, args: list[str]) -> str:
+    words = [arg for arg in args if not arg.startswith("-")][:2]
+    command = " ".join(w for w in words if w in COMMAND_MODULES or w in _GROUPS)
+    where = f"faket {command}".strip()
+    message = " ".join(error.format_message().split())
+    return f"faket: error: {message} (see '{where} --help')"
+
+
+_GROUPS = ("score", "train", "segment", "locate", "predict", "estimate", "apply", "plot",
+           "init", "schema")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; user errors print one line and exit with status 2."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -95,20 +124,46 @@ def main(argv: list[str] | None = None) -> None:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             register_commands(args)
-            app(args=args, prog_name="faket")
+            # Not standalone: usage errors and interrupts come back here, to be reported
+            # in faket's one-line style instead of click's multi-line one.
+            status = app(args=args, prog_name="faket", standalone_mode=False)
+    except typer.TyperException as error:  # click's usage errors (typer vendors click)
+        if type(error).__name__ == "NoArgsIsHelpError":
+            typer.echo(error.format_message())  # a bare group: its help, as before
+        else:
+            typer.echo(_usage_error(error, args), err=True)
+        sys.exit(2)
+    except typer.Abort:
+        status = 130
     except FaketError as error:
-        typer.echo(f"faket: error: {error}", err=True)
+        typer.echo(f"faket: error: {_one_line(error)}", err=True)
         sys.exit(2)
     except MemoryError:
         typer.echo(
-            "faket: error: out of memory; use smaller inputs, binning, or a smaller "
-            "--memory-budget",
+            "faket: error: out of memory; use smaller inputs, bin them (--bin, --pre-bin), "
+            "or style fewer tilts at a time (faket style --batch-size 1)",
             err=True,
         )
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("faket: interrupted", err=True)
+        status = 130
+    except OSError as error:
+        # Unwritable folders, full disks and the like: the system's reason, on one line.
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(
+            f"faket: error: {where}{error.strerror or error}; check the path, its "
+            "permissions and the free disk space",
+            err=True,
+        )
+        sys.exit(2)
+    if status == 130:
+        typer.echo(_interrupted(args), err=True)
         sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

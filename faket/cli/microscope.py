@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import typer
 import yaml
 
 from faket import __version__
-from faket.cli._angles import resolve_angles, tlt_beside
+from faket.cli._angles import (
+    AnglesOption,
+    TiltRangeOption,
+    TiltStepOption,
+    resolve_angles,
+    tlt_beside,
+)
 from faket.cli._common import (
     DeviceOption,
     OverwriteOption,
     QuietOption,
+    VoxelSizeOption,
     require_input,
     require_output,
+    resolve_voxel_size,
 )
 from faket.errors import FaketError
 from faket.io import read_mrc, write_mrc, write_text_atomic, write_tlt
@@ -52,17 +61,11 @@ def metadata_paths(output: Path) -> tuple[Path, Path]:
 
 
 def microscope_command(
-    grand_model: Path = typer.Argument(..., help="Specimen potential (MRC, Z Y X, volts)."),
+    grand_model: Path = typer.Argument(..., help="Specimen potential (MRC or EM, Z Y X, V)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output tilt series (MRC)."),
-    angles: Path | None = typer.Option(
-        None, "--angles", help="IMOD .tlt file with one tilt angle (degrees) per line."
-    ),
-    tilt_range_deg: tuple[float, float] | None = typer.Option(
-        None, "--tilt-range", help="First and last tilt angle in degrees [default: -60 60]."
-    ),
-    tilt_step: float | None = typer.Option(
-        None, "--tilt-step", help="Tilt increment in degrees [default: 2]."
-    ),
+    angles: Path | None = AnglesOption,
+    tilt_range_deg: tuple[float, float] | None = TiltRangeOption,
+    tilt_step: float | None = TiltStepOption,
     defocus: float | None = typer.Option(
         None, "--defocus", help="Defocus in µm, negative = underfocus [default: -4]."
     ),
@@ -91,6 +94,7 @@ def microscope_command(
     plot: bool = typer.Option(
         False, "--plot", help="Also write <output>.png: a projection, its spectrum and the CTF."
     ),
+    voxel_size: float | None = VoxelSizeOption,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
@@ -104,6 +108,7 @@ def microscope_command(
     <output>_metadata.csv plus <output>_metadata.json (settings, seed and the table).
     """
     from faket.microscope import parse_config, simulate_tilt_series
+    from faket.microscope.checks import potential_problem
 
     require_input(grand_model)
     csv_path, json_path = metadata_paths(output)
@@ -123,9 +128,15 @@ def microscope_command(
         ice_thickness=ice_thickness,
     )
     volume = read_mrc(grand_model, mmap=True, ndim=3)
+    voxel = resolve_voxel_size(
+        grand_model, volume.voxel_size, voxel_size, needed_for="the microscope (dose, CTF)"
+    )
+    problem = potential_problem(volume.data, settings.specimen.potential_scale)
+    if problem is not None:
+        warnings.warn(f"{grand_model}: {problem}", RuntimeWarning, stacklevel=1)
     projections, metadata = simulate_tilt_series(
         volume.data,
-        volume.voxel_size,
+        voxel,
         tilt_angles,
         settings,
         seed=seed,
@@ -135,19 +146,21 @@ def microscope_command(
     record = {
         "faket_version": __version__,
         "input": str(grand_model),
-        "voxel_size_angstrom": volume.voxel_size,
+        "voxel_size_angstrom": voxel,
         "seed": seed,
         "config": settings.model_dump(mode="json"),
         "tilts": metadata.to_dict(orient="records"),
     }
-    write_mrc(output, projections, volume.voxel_size, overwrite=overwrite)
+    write_mrc(output, projections, voxel, overwrite=overwrite, stack=True)
     write_tlt(tlt_beside(output), tilt_angles)
     write_text_atomic(csv_path, metadata.to_csv(index=False))
     write_text_atomic(json_path, json.dumps(record, indent=2) + "\n")
     if plot:
         from faket.plots.microscope import plot_microscope
 
-        plot_microscope(projections, metadata, settings, volume.voxel_size, targets[-1])
+        plot_microscope(
+            projections, metadata, settings, voxel, targets[-1], source=grand_model.name
+        )
     if not quiet:
         names = ", ".join(path.name for path in targets[1:])
         typer.echo(f"wrote {output} {projections.shape} and {names}", err=True)

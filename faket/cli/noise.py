@@ -8,16 +8,18 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from faket.cli._angles import tlt_beside
+from faket.cli._angles import ANGLE_FILES_HELP, tlt_beside
 from faket.cli._common import (
     OverwriteOption,
     QuietOption,
+    VoxelSizeOption,
     many_values_command,
     require_input,
     require_output,
+    resolve_voxel_size,
 )
 from faket.errors import FaketError
-from faket.io import read_mrc, read_tlt, tilt_range, write_tlt
+from faket.io import read_angles, read_mrc, tilt_range, write_tlt
 
 noise_app = typer.Typer(
     help="Tilt-dependent noise models (FakET): estimate, apply (BASELINE/NOISY/CONTENT), plot.",
@@ -47,9 +49,9 @@ def _estimation_angles(angles: Path | None, inputs: list[Path], n_tilts: int) ->
     """Angles from --angles, else from a .tlt beside an input, else -60..60 step 2."""
     sidecars = [p.with_suffix(".tlt") for p in inputs if p.with_suffix(".tlt").is_file()]
     if angles is not None:
-        chosen, source = read_tlt(require_input(angles)), str(angles)
+        chosen, source = read_angles(require_input(angles)), str(angles)
     elif sidecars:
-        chosen, source = read_tlt(sidecars[0]), str(sidecars[0])
+        chosen, source = read_angles(sidecars[0]), str(sidecars[0])
     else:
         chosen, source = tilt_range(-60.0, 60.0, 2.0), "the default -60..60 step 2"
     if chosen.size != n_tilts:
@@ -58,7 +60,7 @@ def _estimation_angles(angles: Path | None, inputs: list[Path], n_tilts: int) ->
             "tilts; pass the matching angle file with --angles"
         )
     for sidecar in sidecars:
-        other = read_tlt(sidecar)
+        other = read_angles(sidecar)
         if other.shape != chosen.shape or not np.allclose(other, chosen, atol=0.01):
             raise FaketError(
                 f"tilt angles in {sidecar} differ from {source}; all inputs must share one "
@@ -83,7 +85,7 @@ def _estimation_mask(mask: Path | None, boxes: list[str], style: Path) -> np.nda
 @noise_app.command("estimate", cls=many_values_command("--style", "--clean"))
 def estimate_command(
     style: list[Path] = typer.Option(
-        ..., "--style", help="Style tilt series (MRC), one per training tomogram: --style A B."
+        ..., "--style", help="Style tilt series (MRC/EM), one per training tomogram: --style A B."
     ),
     clean: list[Path] | None = typer.Option(
         None,
@@ -98,7 +100,7 @@ def estimate_command(
     angles: Path | None = typer.Option(
         None,
         "--angles",
-        help="IMOD .tlt file (default: the .tlt beside the inputs, else -60..60 step 2).",
+        help=ANGLE_FILES_HELP + " Default: the .tlt beside the inputs, else -60..60 step 2.",
     ),
     mask: Path | None = typer.Option(
         None, "--mask", help="MRC mask (Y X or n_tilts Y X); nonzero pixels are used."
@@ -154,9 +156,10 @@ def apply_command(
     angles: Path | None = typer.Option(
         None,
         "--angles",
-        help="Angles of the input, checked against the model's "
-        "(default: the .tlt beside the input, if any).",
+        help="Angles of the input (any angle file --angles takes elsewhere), checked "
+        "against the model's (default: the .tlt beside the input, if any).",
     ),
+    voxel_size: float | None = VoxelSizeOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
@@ -172,7 +175,9 @@ def apply_command(
     model = load_noise_model(require_input(model_path))
     angle_file = angles if angles is not None else tlt_beside(noiseless)
     if angles is not None or angle_file.is_file():
-        check_angles_match(read_tlt(require_input(angle_file)), model, str(angle_file))
+        check_angles_match(read_angles(require_input(angle_file)), model, str(angle_file))
+    header = read_mrc(noiseless, mmap=True, ndim=3).voxel_size
+    pixel = resolve_voxel_size(noiseless, header, voxel_size)
     apply_noise_file(
         noiseless,
         model,
@@ -182,6 +187,7 @@ def apply_command(
         style_path=require_input(style) if style is not None else None,
         overwrite=overwrite,
         show_progress=not quiet,
+        voxel_size=pixel,
     )
     write_tlt(tlt, model.angles_deg)
     if not quiet:

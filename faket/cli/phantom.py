@@ -35,7 +35,10 @@ def _class_list(values: list[str] | None) -> list[str] | None:
 def phantom_command(
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (created)."),
     shape: tuple[int, int, int] | None = typer.Option(
-        None, "--shape", help="Volume shape Z Y X in voxels (default: 200 512 512)."
+        None,
+        "--shape",
+        metavar="Z Y X",
+        help="Volume shape in voxels, three numbers (default: 200 512 512).",
     ),
     voxel_size: float | None = typer.Option(
         None, "--voxel-size", help="Voxel size in Å (default: 10)."
@@ -44,7 +47,7 @@ def phantom_command(
         None,
         "--classes",
         help="Particle classes: 'builtin' (13 SHREC-like), 'czii' (the 6 CZII types), built-in "
-        "names, PDB/mmCIF/MRC files or PDB IDs; "
+        "names, PDB/mmCIF files, MRC/EM density maps or PDB IDs; "
         "repeat the option or separate with commas (default: builtin).",
     ),
     per_class: int | None = typer.Option(None, "--per-class", help="Particles per class."),
@@ -66,6 +69,19 @@ def phantom_command(
     ),
     allow_partial: bool = typer.Option(
         False, "--allow-partial", help="Write what fits instead of failing when space runs out."
+    ),
+    map_voxel_size: float | None = typer.Option(
+        None,
+        "--map-voxel-size",
+        help="Voxel size (Å) of the density maps in --classes (or the config's), when "
+        "their headers are wrong or unset.",
+    ),
+    invert: bool | None = typer.Option(
+        None,
+        "--invert/--no-invert",
+        help="Flip the contrast of the density maps among the classes (protein negative, "
+        "as in template-matching maps), or use them as they are [default: refuse maps "
+        "that look inverted].",
     ),
     config: Path | None = typer.Option(
         None, "--config", help="YAML/JSON file of phantom settings; options override it."
@@ -95,13 +111,19 @@ def phantom_command(
     phantom_config.json into the output folder.
     """
     from faket.phantom import check_folder, make_grand_model, parse_config, write_grand_model
+    from faket.phantom.classes import with_map_options
 
     base = _preset_settings(preset, models or [], offline, quiet)
+    loaded = base | _load_settings(config)
+    class_entries = _class_list(classes)
+    if map_voxel_size is not None or invert is not None:
+        entries = class_entries or loaded.get("classes") or ["builtin"]
+        class_entries = with_map_options(entries, map_voxel_size, invert)
     settings = parse_config(
-        base | _load_settings(config),
+        loaded,
         shape=shape,
         voxel_size=voxel_size,
-        classes=_class_list(classes),
+        classes=class_entries,
         per_class=per_class,
         number_density=density,
         vesicles=vesicles,
@@ -139,7 +161,13 @@ def _preset_settings(name: str | None, models: list[Path], offline: bool, quiet:
 def _plot(model, folder: Path) -> None:
     from faket.plots.phantom import plot_class_gallery, plot_grand_model
 
-    plot_grand_model(model.potential, model.class_mask, folder / "grandmodel.png", model.voxel_size)
+    plot_grand_model(
+        model.potential,
+        model.class_mask,
+        folder / "grandmodel.png",
+        model.voxel_size,
+        title=f"grand model {folder.name}",
+    )
     gallery = {name: t.potential for name, t in model.templates.items()}
     if gallery:
         plot_class_gallery(gallery, folder / "classes.png", model.voxel_size)

@@ -6,30 +6,32 @@ from pathlib import Path
 
 import typer
 
-from faket.cli._angles import resolve_angles, tlt_beside
+from faket.cli._angles import (
+    AnglesOption,
+    TiltRangeOption,
+    TiltStepOption,
+    resolve_angles,
+    tlt_beside,
+)
 from faket.cli._common import (
     DeviceOption,
     OverwriteOption,
     QuietOption,
+    VoxelSizeOption,
     require_input,
     require_output,
+    resolve_voxel_size,
 )
 from faket.io import read_mrc, write_mrc, write_tlt
 from faket.tomography import project
 
 
 def project_command(
-    volume: Path = typer.Argument(..., help="Input volume (MRC, Z Y X)."),
+    volume: Path = typer.Argument(..., help="Input volume (MRC or EM, Z Y X)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output tilt series (MRC)."),
-    angles: Path | None = typer.Option(
-        None, "--angles", help="IMOD .tlt file with one tilt angle (degrees) per line."
-    ),
-    tilt_range_deg: tuple[float, float] | None = typer.Option(
-        None, "--tilt-range", help="First and last tilt angle in degrees (default: -60 60)."
-    ),
-    tilt_step: float | None = typer.Option(
-        None, "--tilt-step", help="Tilt increment in degrees (default: 2)."
-    ),
+    angles: Path | None = AnglesOption,
+    tilt_range_deg: tuple[float, float] | None = TiltRangeOption,
+    tilt_step: float | None = TiltStepOption,
     detector_width: int | None = typer.Option(
         None, "--detector-width", help="Detector width in pixels (default: the volume's X)."
     ),
@@ -37,6 +39,7 @@ def project_command(
         False, "--negate", help="Store -line integrals (dense objects dark, as in the paper)."
     ),
     binning: int = typer.Option(1, "--bin", help="Bin the projections n x n."),
+    voxel_size: float | None = VoxelSizeOption,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
@@ -51,6 +54,7 @@ def project_command(
     tlt = require_output(tlt_beside(output), overwrite)
     tilt_angles = resolve_angles(angles, tilt_range_deg, tilt_step)
     data = read_mrc(volume, mmap=True, ndim=3)
+    voxel = resolve_voxel_size(volume, data.voxel_size, voxel_size)
     tilt_series = project(
         data.data,
         tilt_angles,
@@ -60,7 +64,7 @@ def project_command(
         device=device,
         progress=not quiet,
     )
-    write_mrc(output, tilt_series, data.voxel_size * binning, overwrite=overwrite)
+    write_mrc(output, tilt_series, voxel * binning, overwrite=overwrite, stack=True)
     write_tlt(tlt, tilt_angles)
     if not quiet:
         typer.echo(f"wrote {output} {tilt_series.shape} and {tlt}", err=True)

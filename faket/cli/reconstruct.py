@@ -6,25 +6,37 @@ from pathlib import Path
 
 import typer
 
-from faket.cli._angles import tlt_beside
+from faket.cli._angles import (
+    ANGLE_FILES_HELP,
+    TiltRangeOption,
+    TiltStepOption,
+    resolve_angles,
+    tlt_beside,
+)
 from faket.cli._common import (
     DeviceOption,
     OverwriteOption,
     QuietOption,
+    VoxelSizeOption,
     require_input,
     require_output,
+    resolve_voxel_size,
 )
 from faket.errors import FaketError
-from faket.io import check_angle_count, read_mrc, read_tlt, write_mrc
+from faket.io import check_angle_count, read_mrc, write_mrc
 from faket.tomography import FILTERS, reconstruct
 
 
 def reconstruct_command(
-    tilt_series: Path = typer.Argument(..., help="Input tilt series (MRC, n_tilts Y X)."),
+    tilt_series: Path = typer.Argument(..., help="Input tilt series (MRC or EM, n_tilts Y X)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output volume (MRC)."),
     angles: Path | None = typer.Option(
-        None, "--angles", help="IMOD .tlt file [default: the input's name with .tlt]."
+        None,
+        "--angles",
+        help=ANGLE_FILES_HELP + " [default: the input's name with .tlt, else --tilt-range].",
     ),
+    tilt_range_deg: tuple[float, float] | None = TiltRangeOption,
+    tilt_step: float | None = TiltStepOption,
     filter_name: str = typer.Option(
         "ramp", "--filter", help=f"Reconstruction filter: {', '.join(FILTERS)}."
     ),
@@ -36,9 +48,10 @@ def reconstruct_command(
     ),
     pre_binning: int = typer.Option(1, "--pre-bin", help="Bin the projections n x n first."),
     z_valid: tuple[int, int] | None = typer.Option(
-        None, "--z-valid", help="Keep Z slices START STOP (before --bin)."
+        None, "--z-valid", metavar="START STOP", help="Keep Z slices START STOP (before --bin)."
     ),
     post_binning: int = typer.Option(1, "--bin", help="Bin the reconstruction n x n x n."),
+    voxel_size: float | None = VoxelSizeOption,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
@@ -50,12 +63,20 @@ def reconstruct_command(
     """
     require_input(tilt_series)
     require_output(output, overwrite)
-    angles_file = angles if angles is not None else tlt_beside(tilt_series)
-    if not angles_file.exists():
-        raise FaketError(f"no tilt angles: {angles_file} does not exist; pass --angles FILE.tlt")
-    tilt_angles = read_tlt(angles_file)
+    ranged = tilt_range_deg is not None or tilt_step is not None
+    beside = tlt_beside(tilt_series)
+    if angles is None and not ranged:
+        if not beside.exists():
+            raise FaketError(
+                f"no tilt angles: {beside} does not exist; pass --angles FILE or "
+                "--tilt-range START STOP --tilt-step STEP"
+            )
+        angles = beside
+    tilt_angles = resolve_angles(angles, tilt_range_deg, tilt_step)
+    source = str(angles) if angles is not None else ""
     data = read_mrc(tilt_series, mmap=True, ndim=3)
-    check_angle_count(tilt_angles, data.data.shape[0], source=str(angles_file))
+    check_angle_count(tilt_angles, data.data.shape[0], source=source)
+    voxel = resolve_voxel_size(tilt_series, data.voxel_size, voxel_size)
     volume = reconstruct(
         data.data,
         tilt_angles,
@@ -68,8 +89,7 @@ def reconstruct_command(
         device=device,
         progress=not quiet,
     )
-    voxel_size = data.voxel_size * pre_binning * post_binning
-    write_mrc(output, volume, voxel_size, overwrite=overwrite)
+    write_mrc(output, volume, voxel * pre_binning * post_binning, overwrite=overwrite)
     if not quiet:
         typer.echo(f"wrote {output} {volume.shape}", err=True)
 

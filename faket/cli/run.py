@@ -8,10 +8,9 @@ import typer
 
 from faket.cli._common import DeviceOption, QuietOption
 from faket.errors import FaketError
-from faket.pipeline.config import DatasetConfig, load_dataset_config
+from faket.pipeline.config import DatasetConfig, load_dataset_config, parse_dataset_config
 from faket.pipeline.dataset import RunSummary, run_dataset
 from faket.pipeline.presets import preset
-from faket.pipeline.steps import resolve_nst_weights
 
 WorkersOption = typer.Option(
     1, "--workers", "-w", help="Tomograms in parallel on a local Dask cluster (1 = no cluster)."
@@ -38,7 +37,9 @@ def run_command(
     """
     config = load_dataset_config(config_file)
     if device is not None:
-        config = config.model_copy(update={"device": device})
+        config = parse_dataset_config(
+            {**config.model_dump(mode="json"), "device": device}, source="--device"
+        )
     _run_and_report(config, output, workers, scheduler, quiet)
 
 
@@ -56,7 +57,9 @@ def demo_command(
     weights when they are cached locally (else seeded random weights; the run
     says which).
     """
-    config = preset("demo").model_copy(update={"device": device})
+    config = parse_dataset_config(
+        {**preset("demo").model_dump(mode="json"), "device": device}, source="--device"
+    )
     _run_and_report(config, output, workers, None, quiet)
     typer.echo(f"figures: {output / 'figures'}")
 
@@ -68,10 +71,10 @@ def _run_and_report(
         raise FaketError(f"--workers must be at least 1, got {workers}")
     if output.exists() and not output.is_dir():
         raise FaketError(f"{output} is a file; give a folder for the dataset")
-    if "faket" in config.modalities:
-        weights = resolve_nst_weights(config.nst.weights)
-        typer.echo(f"style transfer uses {weights} VGG-19 weights", err=True)
     summary = run_dataset(config, output, workers=workers, scheduler=scheduler, progress=not quiet)
+    used = {r.details["weights"] for r in summary.records if "weights" in r.details}
+    if used:
+        typer.echo(f"style transfer used {', '.join(sorted(used))} VGG-19 weights", err=True)
     _print_summary(summary, quiet)
 
 

@@ -6,16 +6,26 @@ from pathlib import Path
 
 import typer
 
-from faket.cli._common import DeviceOption, OverwriteOption, QuietOption, require_input
-from faket.io import check_target
+from faket.cli._common import (
+    DeviceOption,
+    OverwriteOption,
+    QuietOption,
+    VoxelSizeOption,
+    require_input,
+    require_output,
+    resolve_voxel_size,
+)
+from faket.io import read_mrc
 
 
 def style_command(
-    content: Path = typer.Argument(..., help="Content tilt series (MRC; FakET: CONTENT)."),
+    content: Path = typer.Argument(..., help="Content tilt series (MRC/EM; FakET: CONTENT)."),
     style: Path = typer.Argument(
-        ..., help="Style tilt series, tilt i styles tilt i (MRC; FakET: another tomogram's)."
+        ...,
+        help="Style tilt series, tilt i styles tilt i (MRC/EM; FakET: another tomogram's); "
+        "resampled to the content's pixel size and cropped or padded to its size.",
     ),
-    init: Path = typer.Option(..., "--init", help="Starting tilt series (MRC; FakET: NOISY)."),
+    init: Path = typer.Option(..., "--init", help="Starting tilt series (MRC/EM; FakET: NOISY)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output tilt series (MRC)."),
     weights: str = typer.Option(
         "imagenet", "--weights", help="VGG-19 weights: imagenet, random (seeded), or a PATH."
@@ -31,7 +41,7 @@ def style_command(
         "--precision",
         help="fp32 (full float32), tf32 (NVIDIA), bf16 (fast on GPUs and CPUs with AVX-512 "
         "BF16 or AMX, ~10x slower elsewhere; ~0.05% of pixels step the other way), fp16 "
-        "(GPU) or mixed (bf16 where the CPU has it, else fp32; fp16 on GPUs).",
+        "(GPU) or mixed (bf16 where the CPU or GPU has it, else fp32 on CPUs, fp16 on GPUs).",
     ),
     pooling: str = typer.Option("max", "--pooling", help="max (paper), average or l2."),
     content_weight: float = typer.Option(1.0, "--content-weight", help="Paper: 1."),
@@ -61,6 +71,7 @@ def style_command(
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Tilts per step [default: 1 on CPU, by free memory on GPU]."
     ),
+    voxel_size: float | None = VoxelSizeOption,
     device: str = DeviceOption,
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
@@ -69,14 +80,19 @@ def style_command(
 
     Defaults are the paper's: one Adam step of size 0.15 from --init, content layer 8,
     style layers 1 6 11 20 29, output mean/std per tilt matched to the style. An
-    interrupted run continues where it stopped when run again (the output's
-    .progress.json sidecar lists the finished tilts).
+    interrupted run continues where it stopped when run again: finished tilts wait in a
+    hidden .OUTPUT.partial.mrc beside the output (listed in OUTPUT.progress.json), and the
+    output itself appears only when every tilt is done.
     """
     from faket.style import style_transfer_files
 
     for path in (content, style, init):
         require_input(path)
-    check_target(output, overwrite=True)
+    # A complete output without --overwrite is an error below, after the partial one (a
+    # resumable run) has been looked for.
+    require_output(output, overwrite=True)
+    header = read_mrc(content, mmap=True, ndim=3).voxel_size
+    pixel = resolve_voxel_size(content, header, voxel_size)
     style_transfer_files(
         content,
         style,
@@ -101,6 +117,7 @@ def style_command(
         min_scale=min_scale,
         channels_last=channels_last,
         style_cache=style_cache,
+        voxel_size=pixel,
     )
     if not quiet:
         typer.echo(f"wrote {output}", err=True)

@@ -143,5 +143,5 @@ def copick_truth(
         shape = _grid_shape(root, run, size, tomo_type)
         occupancy = _instances_from_spheres(shape, particles, radii, size)
         source = "spheres"
-    truth = GroundTruth(particles=particles, occupancy=occupancy, classes=classes)
+    truth = GroundTruth(particles=particles, occupancy=occupancy, classes=classes, voxel_size=size)
     return CopickTruth(truth=truth, voxel_size=size, instance_source=source)

@@ -1,11 +1,13 @@
-"""Training on a ``faket run`` dataset, testing, and the paper's modality comparison.
+"""DeepFinder training on a ``faket run`` dataset and testing, per modality and seed.
 
 For every modality and seed: train on that modality's reconstructions of the training
 tomograms (the last one validates), then segment the test tomogram *reconstructed from
 BENCHMARK projections* (the stand-in for SHREC's test tomogram) and score it. The
-summary is the paper's Table 1 (localization F1, classification F1 macro; mean and
-spread over seeds; % of BENCHMARK), fig. 8 (per-class F1), figs. 6-7 (validation F1 per
-epoch) and figs. 9-11 (confusion matrices averaged over seeds).
+DeepFinder summary files are the paper's Table 1 (``table.csv/txt``: localization F1,
+classification F1 macro; mean and spread over seeds; % of BENCHMARK), fig. 8 (per-class
+F1), figs. 6-7 (validation F1 per epoch) and figs. 9-11 (confusion matrices averaged over
+seeds). :mod:`faket.evaluation.comparison` runs the whole experiment (both judges,
+intervals, ``table.md``/``table.json``).
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ def volume_name(modality: str) -> str:
 def load_split(
     split: DatasetSplit, modality: str, with_class_mask: bool = True
 ) -> tuple[list[Tomogram], Tomogram | None]:
-    """Training and validation tomograms of one modality."""
-    if modality not in MODALITIES:
-        raise FaketError(f"unknown modality {modality!r}; choose from {', '.join(MODALITIES)}")
+    """Training and validation tomograms of one modality (one of :data:`MODALITIES`, or
+    any other whose reconstructions the dataset holds)."""
+    if modality not in MODALITIES and not (split.train[0] / volume_name(modality)).is_file():
+        raise FaketError(
+            f"unknown modality {modality!r}: the dataset has no {volume_name(modality)}; "
+            f"choose from {', '.join(available_modalities(split.train[0]))}"
+        )
 
     def load(folder: Path, truth: bool) -> Tomogram:
         return load_tomogram(
@@ -54,6 +60,14 @@ def load_split(
 
     held_out = load(split.validation, True) if split.validation else None
     return [load(f, False) for f in split.train], held_out
+
+
+def available_modalities(folder: Path) -> list[str]:
+    """Modalities whose reconstruction a tomogram folder holds."""
+    found = sorted(
+        p.name[len("reconstruction_") : -len(".mrc")] for p in folder.glob("reconstruction_*.mrc")
+    )
+    return found or list(MODALITIES)
 
 
 def write_test(
@@ -139,43 +153,35 @@ class RunRecord:
     scores: dict
     history: pd.DataFrame
     confusion: pd.DataFrame
+    run_dir: Path | None = None
 
 
-def run_experiment(
+def deepfinder_runs(
     dataset_dir: str | os.PathLike[str],
-    results_dir: str | os.PathLike[str],
+    results: Path,
     modalities: Sequence[str],
-    seeds: int | Sequence[int],
+    seeds: Sequence[int],
     config: TrainConfig,
     *,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
-) -> pd.DataFrame:
-    """Train one model per modality and seed, test each, write tables and figures.
+) -> list[RunRecord]:
+    """Train (or read back) one DeepFinder model per modality and seed.
 
-    Finished runs (``MODALITY/seed_N/test/scores.json`` present) are read back, not
-    redone, so an interrupted experiment resumes.
-
-    Returns
-    -------
-    DataFrame
-        The Table 1 analogue (also ``RESULTS/table.csv`` and ``table.txt``).
+    Runs live in ``RESULTS/MODALITY/seed_N/``; finished ones (``test/scores.json``
+    present) are read back, not redone, so an interrupted experiment resumes. The
+    dataset is loaded once per modality and reused across its seeds.
     """
-    results = Path(results_dir)
-    if not results.parent.is_dir():
-        raise FaketError(f"cannot write {results}: folder {results.parent} does not exist")
-    results.mkdir(exist_ok=True)
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     records: list[RunRecord] = []
     for modality in modalities:
         loaded = None
-        for seed in seed_list:
+        for seed in seeds:
             run_dir = results / modality / f"seed_{seed}"
             if not (run_dir / "test" / "scores.json").is_file():
                 loaded = loaded or load_dataset(dataset_dir, modality)
                 run_dir.mkdir(parents=True, exist_ok=True)
                 if log:
-                    log(f"training {modality}, seed {seed}")
+                    log(f"DeepFinder: training {modality}, seed {seed}")
                 train_on_dataset(
                     dataset_dir,
                     modality,
@@ -187,9 +193,7 @@ def run_experiment(
                     tomograms=loaded,
                 )
             records.append(read_run(run_dir, modality, seed))
-    table = summary_table(records)
-    write_summary(results, records, table)
-    return table
+    return records
 
 
 def read_run(run_dir: Path, modality: str, seed: int) -> RunRecord:
@@ -198,22 +202,23 @@ def read_run(run_dir: Path, modality: str, seed: int) -> RunRecord:
     history = pd.read_csv(run_dir / "history.csv")
     confusion = pd.read_csv(run_dir / "test" / "confusion_matrix.csv", index_col=0)
     best = int(history.loc[history["best"].astype(bool), "epoch"].iloc[-1])
-    return RunRecord(modality, seed, best, scores, history, confusion)
+    return RunRecord(modality, seed, best, scores, history, confusion, run_dir)
 
 
-KEYS = ("localization_f1", "classification_f1_macro_shrec", "classification_f1_macro")
+KEYS = ("localization_f1", "classification_f1_macro_shrec", "classification_f1_macro", "czii_fbeta")
 
 
 def summary_table(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """Per modality: mean, std, min, max over seeds of the test scores, best epochs and
-    the means as % of the BENCHMARK means."""
+    """Per modality: mean, standard deviation (ddof = 1), min, max over seeds of the test
+    scores, best epochs and the means as % of the BENCHMARK means."""
     rows = []
     for modality in dict.fromkeys(r.modality for r in records):
         mine = [r for r in records if r.modality == modality]
         row: dict = {"modality": modality, "seeds": len(mine)}
         for key in KEYS:
-            values = np.array([r.scores[key] for r in mine], dtype=float)
-            row |= {f"{key}_mean": values.mean(), f"{key}_std": values.std(ddof=0)}
+            values = np.array([r.scores.get(key) for r in mine], dtype=float)
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            row |= {f"{key}_mean": values.mean(), f"{key}_std": spread}
             row |= {f"{key}_min": values.min(), f"{key}_max": values.max()}
         row["best_epoch_mean"] = float(np.mean([r.best_epoch for r in mine]))
         rows.append(row)

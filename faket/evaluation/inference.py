@@ -118,10 +118,7 @@ def segment(
     grids = [patch_starts(n, patch_size, margin) for n in data.shape]
     origins = [(z, y, x) for z in grids[0][0] for y in grids[1][0] for x in grids[2][0]]
     if batch_size is None:
-        # Live activations peak near 200 float32 channels per voxel at full resolution
-        # (DeepFinder widths); 256 leaves room for the convolution workspace.
-        per_patch = 4 * 256 * patch_size**3
-        batch_size = chunk_size(per_patch, len(origins), memory_budget(dev, memory_budget_bytes))
+        batch_size = segment_batch_size(patch_size, len(origins), dev, memory_budget_bytes)
     batches = [origins[i : i + batch_size] for i in range(0, len(origins), batch_size)]
     with reuse_freed_host_memory(dev.type == "cpu"):
         labels, probabilities = _segment_batches(
@@ -132,6 +129,28 @@ def segment(
     if return_probabilities:
         return labels[crop], probabilities[(slice(None), *crop)]
     return labels[crop]
+
+
+def segment_batch_size(
+    patch_size: int, n_patches: int, device: torch.device, budget_bytes: int | None = None
+) -> int:
+    """Patches per forward pass that fit the device's memory budget.
+
+    On CUDA the budget is half the free memory at the time of the call
+    (:func:`faket.device.memory_budget`), so a bigger or emptier GPU segments in bigger
+    batches; elsewhere a fixed default. Live activations peak near 200 float32 channels
+    per voxel at full resolution (DeepFinder widths); 256 leaves room for the
+    convolution workspace.
+
+    Returns
+    -------
+    int, between 1 and ``n_patches``
+    """
+    per_patch = 4 * 256 * patch_size**3
+    # elements_per_item: no tensor of a batch may exceed 2**31 elements (some CUDA
+    # kernels refuse bigger ones).
+    budget = memory_budget(device, budget_bytes)
+    return chunk_size(per_patch, n_patches, budget, elements_per_item=per_patch // 4)
 
 
 def _segment_batches(
@@ -187,14 +206,25 @@ def inference_patch_size(training_patch: int) -> int:
     return max(int(training_patch), 64)
 
 
+#: Picking settings for checkpoints that do not store their own (training's defaults).
+DEFAULT_CLUSTERING = {"mode": "per_class", "bandwidth_scale": 1.0, "min_size_fraction": 0.1}
+
+
+def cluster_settings(model: TrainedModel, **given) -> dict:
+    """Picking settings: those ``given`` (not None), else the model's, else the defaults."""
+    stored = {k: v for k, v in model.clustering.items() if k in DEFAULT_CLUSTERING}
+    chosen = {k: v for k, v in given.items() if v is not None}
+    return DEFAULT_CLUSTERING | stored | chosen
+
+
 def predict(
     volume: np.ndarray,
     model: TrainedModel,
     *,
     frame=None,
-    bandwidth_scale: float = 1.0,
-    min_size_fraction: float = 0.1,
-    mode: str = "per_class",
+    bandwidth_scale: float | None = None,
+    min_size_fraction: float | None = None,
+    mode: str | None = None,
     patch_size: int | None = None,
     margin: int | None = None,
     batch_size: int | None = None,
@@ -211,6 +241,8 @@ def predict(
         ground truth's voxels (default: leave them in voxels of ``volume``).
     bandwidth_scale, min_size_fraction : see :func:`default_cluster_settings`.
     mode : clustering mode (see :func:`cluster`).
+        These three default to the settings stored with the model (those its training
+        validated with), else :data:`DEFAULT_CLUSTERING`.
     patch_size : inference patch side (default :func:`inference_patch_size`).
     margin, batch_size, device, progress : see :func:`segment`.
 
@@ -243,9 +275,9 @@ def locate(
     model: TrainedModel,
     *,
     frame=None,
-    bandwidth_scale: float = 1.0,
-    min_size_fraction: float = 0.1,
-    mode: str = "per_class",
+    bandwidth_scale: float | None = None,
+    min_size_fraction: float | None = None,
+    mode: str | None = None,
 ) -> pd.DataFrame:
     """Particles from a label volume with the model's per-class cluster settings.
 
@@ -263,11 +295,20 @@ def locate(
     labels = np.asarray(labels)
     if labels.dtype.kind == "f":
         labels = np.rint(labels).astype(np.int64)
+    chosen = cluster_settings(
+        model, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction, mode=mode
+    )
     bandwidth, minimum = default_cluster_settings(
-        model, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction
+        model,
+        bandwidth_scale=chosen["bandwidth_scale"],
+        min_size_fraction=chosen["min_size_fraction"],
     )
     particles = cluster(
-        labels, model.class_names, bandwidth=bandwidth, min_cluster_size=minimum, mode=mode
+        labels,
+        model.class_names,
+        bandwidth=bandwidth,
+        min_cluster_size=minimum,
+        mode=chosen["mode"],
     )
     if frame is not None and len(particles):
         zyx = frame.to_truth(particles[["z", "y", "x"]].to_numpy(np.float64))

@@ -146,6 +146,10 @@ class TrainedModel:
         Voxel size (Å) of the training volumes, when known.
     info : dict
         Free-form provenance (epoch, seed, scores), JSON-compatible.
+    clustering : dict
+        The particle-picking settings training validated and tested with (``mode``,
+        ``bandwidth_scale``, ``min_size_fraction``); the defaults of ``predict`` and
+        ``locate``. Empty for checkpoints written before they were stored.
     """
 
     network: DeepFinder
@@ -154,6 +158,7 @@ class TrainedModel:
     patch_size: int = 48
     voxel_size: float | None = None
     info: dict = field(default_factory=dict)
+    clustering: dict = field(default_factory=dict)
 
 
 def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
@@ -174,6 +179,7 @@ def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
         "patch_size": int(model.patch_size),
         "voxel_size": model.voxel_size,
         "info": model.info,
+        "clustering": dict(model.clustering),
     }
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
@@ -212,4 +218,5 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         patch_size=int(payload["patch_size"]),
         voxel_size=payload["voxel_size"],
         info=dict(payload["info"]),
+        clustering=dict(payload.get("clustering") or {}),  # absent in older checkpoints
     )

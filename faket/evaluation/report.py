@@ -40,7 +40,8 @@ def scores_dict(scores: Scores) -> dict:
         classification_f1_macro, classification_f1_macro_shrec, per_class_f1,
         n_predictions, n_ground_truth`` and further counts, ``hit_distance``,
         ``per_class`` (precision/recall/F1/support), ``confusion_matrix``
-        (labels + counts), ``excluded`` and ``unknown_classes``.
+        (labels + counts), ``excluded``, ``exclusion_convention``, ``unknown_classes``,
+        ``czii_fbeta`` (null when not computed) and ``czii`` (see :func:`czii_dict`).
     """
     per_class = {
         str(name): {key: _finite(float(row[key])) for key in ("precision", "recall", "f1")}
@@ -62,8 +63,27 @@ def scores_dict(scores: Scores) -> dict:
             "counts": scores.confusion.to_numpy().astype(int).tolist(),
         },
         "excluded": list(scores.excluded),
+        "exclusion_convention": scores.exclusion_convention,
         "unknown_classes": list(scores.unknown_classes),
+        "czii_fbeta": _finite(scores.czii_fbeta),
+        "czii": czii_dict(scores.czii),
     }
+
+
+def czii_dict(czii) -> dict | None:
+    """CZII scores as JSON-ready data: ``fbeta, beta, per_class`` (counts, radius,
+    threshold, weight, precision, recall, fbeta per class); None when not computed."""
+    if czii is None:
+        return None
+    per_class = {
+        str(name): {key: int(row[key]) for key in ("tp", "fp", "fn")}
+        | {
+            key: _finite(float(row[key]))
+            for key in ("radius_A", "threshold_A", "weight", "precision", "recall", "fbeta")
+        }
+        for name, row in czii.per_class.iterrows()
+    }
+    return {"fbeta": _finite(czii.fbeta), "beta": czii.beta, "per_class": per_class}
 
 
 def normalized_confusion(confusion: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +108,9 @@ def text_report(scores: Scores, title: str = "") -> str:
         f"hit distance to centre (voxels): mean {d['mean']:.2f}, median {d['median']:.2f}, "
         f"max {d['max']:.2f}",
         f"recall {scores.localization_recall:.4f}  precision "
-        f"{scores.localization_precision:.4f}  F1 {scores.localization_f1:.4f}",
+        f"{scores.localization_precision:.4f}  F1 {scores.localization_f1:.4f}  "
+        f"(exclusion convention {scores.exclusion_convention}: recall denominator "
+        f"{c.get('n_recall_denominator', c['n_ground_truth'])})",
         "",
         "## Classification (first hit of each particle; rows sorted by particle size)",
     ]
@@ -106,9 +128,21 @@ def text_report(scores: Scores, title: str = "") -> str:
             "WARNING: predicted classes not in the ground truth's class table: "
             + ", ".join(scores.unknown_classes)
         )
+    lines += ["", *_czii_lines(scores.czii)]
     lines += ["", "## Confusion matrix (rows: true class, columns: predicted class)"]
     lines.append(scores.confusion.to_string())
     return "\n".join(lines) + "\n"
+
+
+def _czii_lines(czii) -> list[str]:
+    if czii is None:
+        return ["## CZII F-beta: not computed (voxel size or class radii unknown)"]
+    table = czii.per_class[["tp", "fp", "fn", "threshold_A", "weight", "fbeta"]]
+    return [
+        f"## CZII F-beta (beta = {czii.beta:g}; pick within 0.5 x radius of a centre)",
+        table.to_string(float_format=lambda v: f"{v:.3f}"),
+        f"CZII score (weighted mean F-beta): {czii.fbeta:.4f}",
+    ]
 
 
 def write_scores(
@@ -132,14 +166,15 @@ def write_scores(
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise FaketError(f"{folder} is a file; pass a folder for the scores")
-    if not folder.parent.is_dir():
-        raise FaketError(f"cannot write {folder}: folder {folder.parent} does not exist")
+    existing = next((p for p in folder.parents if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise FaketError(f"cannot write {folder}: {existing} is a file, not a folder")
     paths = {key: folder / name for key, name in REPORT_FILES.items()}
     if not figure:
         del paths["figure"]
     if paths["json"].exists() and not overwrite:
         raise FaketError(f"{paths['json']} already exists; pass --overwrite to replace it")
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)  # like every command's -o: parents too
     _write_csv(paths["per_class"], scores.per_class, index_label="class")
     _write_csv(paths["confusion"], scores.confusion, index_label="true\\predicted")
     _write_csv(

@@ -14,7 +14,8 @@ Semantics (those of the SHREC 2021 evaluation script, ``misc/eval.py``):
    prediction (in list order) that hit it, ``background`` if none did. Per-class
    precision, recall and F1 come from that confusion matrix.
 5. Excluded classes (``--exclude vesicle``): their ground-truth particles are dropped
-   (not counted, not findable); predictions that hit them count as predictions but
+   (not findable, and counted only as the exclusion convention below says);
+   predictions that hit them count as predictions but
    neither find anything nor count as false positives; a particle whose first hit
    carries an excluded class is classified ``background``.
 
@@ -24,15 +25,29 @@ of the confusion matrix, i.e. the ground-truth classes, any other predicted clas
 ``background`` (F1 = 0) when some particle was missed (``classification_f1_macro_shrec``,
 the paper's Table 1 convention).
 
+Two *exclusion conventions* say what an excluded particle does to localization recall
+(``exclusion_convention``):
+
+- ``shrec`` (the SHREC 2021 script, hence the paper's Table 1): excluded *vesicles*
+  stay in the number of ground-truth particles, so recall can never reach 1 when there
+  are vesicles (the script deletes them from the found list only, with
+  ``--skip_vesicles``); other excluded classes leave the count, as the script's
+  ``--skip_4v94`` removes 4V94. Perfect picks of 31 particles, 2 vesicles and 2 4V94,
+  with vesicle and 4V94 excluded, give recall 31/33 = 0.939 and F1 0.912.
+- ``strict`` (faket's default outside the paper presets): every excluded particle leaves
+  the count; the same perfect picks give recall 1 and F1 0.939.
+
+Precision is the same under both: found / all predictions.
+
 Deviations from the script, all deliberate: it raises on unknown class names, on zero
-predictions and on zero hits (we give 0), truncates ground-truth centres to integers
-for the hit distance (we use them as given), and still counts excluded vesicles in
-the number of ground-truth particles (we do not).
+predictions and on zero hits (we give 0), and truncates ground-truth centres to integers
+for the hit distance (we use them as given).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +57,14 @@ import pandas as pd
 from scipy import ndimage
 
 from faket.errors import FaketError
+from faket.evaluation.classes import kind_of, sort_by_size
+from faket.evaluation.confusion import confusion_matrix, per_class_table, shrec_macro_f1
+from faket.evaluation.czii import CziiScores, czii_score
 from faket.io import read_mrc, read_shrec_particles, validate_particles
 
 BACKGROUND = "background"
+#: How excluded particles count for localization recall (see the module docstring).
+EXCLUSION_CONVENTIONS = ("strict", "shrec")
 #: Files of a ground-truth folder.
 TRUTH_FILES = {
     "particles": "particle_locations.txt",
@@ -66,11 +86,21 @@ class GroundTruth:
     classes : DataFrame or None
         Class table with at least ``name``; ``diameter_nm`` (or ``diameter`` in Å)
         and ``kind`` order the classes by size in reports.
+    voxel_size : float or None
+        Voxel size (Å) of the particle coordinates and masks (for the CZII metric).
     """
 
     particles: pd.DataFrame
     occupancy: np.ndarray
     classes: pd.DataFrame | None = None
+    voxel_size: float | None = None
+    _dilated: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def dilated_occupancy(self) -> np.ndarray:
+        """The occupancy mask dilated as the SHREC script does (computed once)."""
+        if self._dilated is None:
+            self._dilated = dilate_occupancy(self.occupancy)
+        return self._dilated
 
     def __post_init__(self) -> None:
         self.particles = validate_particles(self.particles, "ground-truth particle list")
@@ -113,10 +143,12 @@ def load_truth(folder: str | os.PathLike[str]) -> GroundTruth:
     classes = pd.read_csv(table_file, keep_default_na=False) if table_file.is_file() else None
     if classes is not None and "name" not in classes.columns:
         raise FaketError(f"{table_file}: no 'name' column; expected id,name,...,diameter_nm")
+    occupancy = read_mrc(base / TRUTH_FILES["occupancy"], ndim=3)
     return GroundTruth(
         particles=read_shrec_particles(base / TRUTH_FILES["particles"]),
-        occupancy=read_mrc(base / TRUTH_FILES["occupancy"], ndim=3).data,
+        occupancy=occupancy.data,
         classes=classes,
+        voxel_size=occupancy.voxel_size,
     )
 
 
@@ -141,10 +173,17 @@ class Scores:
         predicted, n_hits, distance`` (voxels, NaN if missed).
     counts : dict of str -> int
         ``n_predictions, n_ground_truth, n_found, n_missed, n_false_positives,
-        n_hits_on_excluded, n_multiple_hits, n_clipped``.
+        n_hits_on_excluded, n_multiple_hits, n_clipped`` and ``n_recall_denominator``
+        (``n_ground_truth`` plus the excluded particles the convention keeps).
     excluded : list of str
     unknown_classes : list of str
         Predicted class names that are neither in the ground truth nor its class table.
+    exclusion_convention : ``strict`` or ``shrec`` (see the module docstring).
+    hits : array, shape (n_predictions,), int
+        Instance id each prediction hit (0 = nothing), in prediction order.
+    czii : CziiScores or None
+        The CZII F-beta metric of the same predictions (None when the ground truth's
+        voxel size or class radii are unknown).
     """
 
     localization_recall: float
@@ -158,6 +197,14 @@ class Scores:
     counts: dict[str, int]
     excluded: list[str] = field(default_factory=list)
     unknown_classes: list[str] = field(default_factory=list)
+    exclusion_convention: str = "strict"
+    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    czii: CziiScores | None = None
+
+    @property
+    def czii_fbeta(self) -> float | None:
+        """The CZII score (weighted mean F-beta), None when it could not be computed."""
+        return None if self.czii is None else self.czii.fbeta
 
     @property
     def labels(self) -> list[str]:
@@ -240,8 +287,10 @@ def score(
     predictions: pd.DataFrame,
     truth: GroundTruth | str | os.PathLike[str],
     exclude: Iterable[str] = (),
+    exclusion_convention: str = "strict",
 ) -> Scores:
-    """Score a predicted particle list against a tomogram's ground truth (SHREC 2021).
+    """Score a predicted particle list against a tomogram's ground truth (SHREC 2021),
+    and with the CZII metric where the ground truth's voxel size and class sizes are known.
 
     Parameters
     ----------
@@ -252,11 +301,19 @@ def score(
     exclude : class names
         Classes left out of the evaluation, e.g. ``["vesicle"]`` (case-insensitive;
         names that do not occur are allowed).
+    exclusion_convention : ``strict`` or ``shrec``
+        Whether excluded vesicles leave the recall denominator (``strict``) or stay in
+        it as in the SHREC 2021 script (``shrec``); see the module docstring.
 
     Returns
     -------
     Scores
     """
+    if exclusion_convention not in EXCLUSION_CONVENTIONS:
+        raise FaketError(
+            f"unknown exclusion convention {exclusion_convention!r}; use "
+            + " or ".join(EXCLUSION_CONVENTIONS)
+        )
     if not isinstance(truth, GroundTruth):
         truth = load_truth(truth)
     predictions = _predictions(predictions)
@@ -269,15 +326,25 @@ def score(
     if not keep.any():
         raise FaketError("the ground truth has no particles left to score; exclude fewer classes")
 
-    ids, voxels, clipped = lookup_hits(dilate_occupancy(truth.occupancy), predictions)
+    ids, voxels, clipped = lookup_hits(truth.dilated_occupancy(), predictions)
     matches = _matches(truth, keep, ids, voxels, predicted_names, excluded)
     counts = _counts(ids, keep, matches, clipped)
-    recall = counts["n_found"] / counts["n_ground_truth"]
+    counted = recall_counted(truth, keep, exclusion_convention)
+    counts["n_recall_denominator"] = int(counted.sum())
+    recall = counts["n_found"] / counts["n_recall_denominator"]
     precision = counts["n_found"] / counts["n_predictions"] if counts["n_predictions"] else 0.0
     confusion = confusion_matrix(matches, _label_order(matches, truth.classes))
     per_class = per_class_table(confusion)
     present = pd.unique(matches["class_name"])
     unknown = sorted({n for n in predicted_names if n.lower() not in known} - {BACKGROUND})
+    if unknown:
+        warnings.warn(
+            f"predicted class(es) {', '.join(unknown)} do not occur in the ground truth "
+            f"(classes: {', '.join(sorted(set(known.values())))}); they can only score 0: "
+            "check the class names",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return Scores(
         localization_recall=float(recall),
         localization_precision=float(precision),
@@ -290,26 +357,30 @@ def score(
         counts=counts,
         excluded=excluded,
         unknown_classes=unknown,
+        exclusion_convention=exclusion_convention,
+        hits=ids,
+        czii=_czii(predictions.assign(class_name=predicted_names), truth, excluded),
     )
 
 
-def confusion_matrix(matches: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    """Counts of (true class, predicted class) pairs, rows and columns in ``labels`` order.
+def recall_counted(truth: GroundTruth, keep: np.ndarray, convention: str) -> np.ndarray:
+    """Which ground-truth particles count in the recall denominator: the scored ones,
+    plus (``shrec`` convention) the excluded vesicles."""
+    if convention == "strict":
+        return keep.copy()
+    names = truth.particles["class_name"].astype(str)
+    vesicle = np.array([kind_of(n, truth.classes) == "vesicle" for n in names], dtype=bool)
+    return keep | vesicle
 
-    Parameters
-    ----------
-    matches : DataFrame with ``class_name`` (true) and ``predicted`` per particle.
-    labels : every class that may occur, in display order.
 
-    Returns
-    -------
-    DataFrame (n_labels, n_labels) of int
-    """
-    position = {name: i for i, name in enumerate(labels)}
-    counts = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for true, predicted in zip(matches["class_name"], matches["predicted"], strict=True):
-        counts[position[true], position[predicted]] += 1
-    return pd.DataFrame(counts, index=list(labels), columns=list(labels))
+def _czii(predictions: pd.DataFrame, truth: GroundTruth, excluded: list[str]):
+    """CZII scores, or None when the voxel size or a scored class's size is unknown."""
+    try:
+        return czii_score(
+            predictions, truth.particles, truth.classes, truth.voxel_size or 0.0, exclude=excluded
+        )
+    except FaketError:
+        return None
 
 
 def _predictions(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -366,84 +437,8 @@ def _harmonic(a: float, b: float) -> float:
     return float(2 * a * b / (a + b)) if a + b > 0 else 0.0
 
 
-def class_sizes(classes: pd.DataFrame | None) -> dict[str, float]:
-    """Class name -> diameter in nm from a class table (``diameter_nm`` or Å ``diameter``)."""
-    if classes is None:
-        return {}
-    if "diameter_nm" in classes.columns:
-        values = pd.to_numeric(classes["diameter_nm"], errors="coerce")
-    elif "diameter" in classes.columns:
-        values = pd.to_numeric(classes["diameter"], errors="coerce") / 10.0
-    else:
-        return {}
-    return {str(n): float(v) for n, v in zip(classes["name"], values, strict=True) if v == v}
-
-
 def _label_order(matches: pd.DataFrame, classes: pd.DataFrame | None) -> list[str]:
     """``background``, particle classes by size, then non-particle kinds, then unknown."""
     used = set(matches["class_name"]) | set(matches["predicted"])
     used.discard(BACKGROUND)
     return [BACKGROUND, *sort_by_size(sorted(used), classes)]
-
-
-def sort_by_size(names: Iterable[str], classes: pd.DataFrame | None) -> list[str]:
-    """Class names ordered as the paper's figures: particles from smallest to largest,
-    then vesicles, fiducials and other non-particle kinds, then classes of unknown size."""
-    sizes = class_sizes(classes)
-    kinds: dict[str, str] = {}
-    if classes is not None and "kind" in classes.columns:
-        kinds = {str(n): str(k) for n, k in zip(classes["name"], classes["kind"], strict=True)}
-    table_order = {str(n): i for i, n in enumerate(classes["name"])} if classes is not None else {}
-
-    def key(name: str) -> tuple:
-        kind = kinds.get(name, "particle" if name not in ("vesicle", "fiducial") else name)
-        if name not in sizes:
-            return (2, 0.0, name)
-        if kind != "particle":
-            return (1, float(table_order.get(name, 0)), name)
-        return (0, sizes[name], name)
-
-    return sorted(names, key=key)
-
-
-def shrec_macro_f1(per_class: pd.DataFrame) -> float:
-    """Mean F1 over the classes that occur as a true or a predicted class (pycm's class
-    set, so ``background`` counts, with F1 = 0, exactly when a particle was missed)."""
-    used = (per_class["support"] + per_class["tp"] + per_class["fp"]) > 0
-    return float(per_class.loc[used, "f1"].mean())
-
-
-def per_class_table(confusion: pd.DataFrame) -> pd.DataFrame:
-    """Per-class counts and scores from a square confusion matrix.
-
-    Parameters
-    ----------
-    confusion : DataFrame (n, n)
-        Rows = true class, columns = predicted class, same order.
-
-    Returns
-    -------
-    DataFrame
-        Index = class; ``tp, fp, fn, support`` (int) and ``precision, recall`` (NaN
-        when undefined) and ``f1 = 2 tp / (2 tp + fp + fn)`` (0 when tp = 0).
-    """
-    counts = confusion.to_numpy(dtype=np.int64)
-    tp = np.diag(counts)
-    fp = counts.sum(axis=0) - tp
-    fn = counts.sum(axis=1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), np.nan)
-        recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), np.nan)
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    return pd.DataFrame(
-        {
-            "tp": tp,
-            "fp": fp,
-            "fn": fn,
-            "support": counts.sum(axis=1),
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-        },
-        index=list(confusion.index),
-    )

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from faket.errors import FaketError
+from faket.evaluation.classes import class_sizes
 from faket.evaluation.data import Tomogram
-from faket.evaluation.scoring import class_sizes
 
 #: Sphere radius (volume voxels) of a class whose size is unknown.
 FALLBACK_RADIUS = 3.0

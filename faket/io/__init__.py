@@ -1,4 +1,4 @@
-"""File input and output: MRC volumes and tilt series, tilt angles and particle lists.
+"""File input and output: MRC/EM volumes and tilt series, tilt angles and particle lists.
 
 All writers are atomic (see :mod:`faket.io.atomic`), and all user-facing problems raise
 :class:`faket.errors.FaketError` with a one-line message that names the file.
@@ -6,7 +6,14 @@ All writers are atomic (see :mod:`faket.io.atomic`), and all user-facing problem
 
 import importlib
 
-from faket.io.angles import check_angle_count, read_tlt, tilt_range, write_tlt
+from faket.io.angles import (
+    check_angle_count,
+    format_angle,
+    read_tlt,
+    tilt_range,
+    validate_angles,
+    write_tlt,
+)
 from faket.io.atomic import (
     atomic_folder,
     atomic_path,
@@ -19,10 +26,12 @@ from faket.io.mrc import (
     MrcData,
     count_nonfinite,
     format_summary,
+    is_tilt_series,
     mrc_summary,
     read_mrc,
     write_mrc,
 )
+from faket.io.tilt_files import ANGLE_SUFFIXES, read_angles
 
 # Particle lists need pandas, starfile and scipy (~1.5 s to import): loaded on first use,
 # so commands that only read and write MRC files start faster.
@@ -50,6 +59,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ANGLE_SUFFIXES",
     "COLUMNS",
     "SUPPORTED_DTYPES",
     "MrcData",
@@ -59,8 +69,11 @@ __all__ = [
     "check_angle_count",
     "check_target",
     "count_nonfinite",
+    "format_angle",
     "format_summary",
+    "is_tilt_series",
     "mrc_summary",
+    "read_angles",
     "read_mrc",
     "read_particles",
     "read_particles_csv",
@@ -69,6 +82,7 @@ __all__ = [
     "read_tlt",
     "relion_to_zxz",
     "tilt_range",
+    "validate_angles",
     "validate_particles",
     "write_mrc",
     "write_particles_csv",

@@ -15,7 +15,14 @@ import numpy as np
 from faket.errors import FaketError
 from faket.io.atomic import write_text_atomic
 
-__all__ = ["check_angle_count", "read_tlt", "tilt_range", "write_tlt"]
+__all__ = [
+    "check_angle_count",
+    "format_angle",
+    "read_tlt",
+    "tilt_range",
+    "validate_angles",
+    "write_tlt",
+]
 
 MAX_TILT = 90.0  # degrees; beyond this the beam would pass the grid edge-on or from behind
 
@@ -62,6 +69,12 @@ def _parse_angle(file: Path, number: int, field: str) -> float:
     try:
         angle = float(field)
     except ValueError:
+        words = field.split()
+        if len(words) > 1:
+            raise FaketError(
+                f"{file}, line {number}: {len(words)} values where a tilt-angle file has one "
+                "angle per line (is this an IMOD .xf or .xtilt file?); pass the .tlt file"
+            ) from None
         raise FaketError(
             f"{file}, line {number}: {field[:40]!r} is not a number; write one angle per line"
         ) from None
@@ -75,7 +88,9 @@ def _parse_angle(file: Path, number: int, field: str) -> float:
 def write_tlt(path: str | os.PathLike[str], angles: Sequence[float] | np.ndarray) -> Path:
     """Write tilt angles as an IMOD ``.tlt`` file, atomically.
 
-    Each angle is written on its own line with two decimals (``-60.00``), as IMOD does.
+    Each angle is written on its own line, with two decimals as IMOD does (``-60.00``)
+    when that is exact, else with as many digits as it takes to read back the same number
+    (``-59.986``): the file says exactly which angles were used.
 
     Parameters
     ----------
@@ -91,9 +106,40 @@ def write_tlt(path: str | os.PathLike[str], angles: Sequence[float] | np.ndarray
     """
     file = Path(path)
     values = _check_angles(np.asarray(angles, dtype=np.float64), f"cannot write {file}")
-    # "+ 0.0" turns -0.0 into 0.0 so that a rounded tiny negative angle is not "-0.00".
-    text = "".join(f"{round(a, 2) + 0.0:.2f}\n" for a in values.tolist())
-    return write_text_atomic(file, text)
+    return write_text_atomic(file, "".join(f"{format_angle(a)}\n" for a in values.tolist()))
+
+
+def format_angle(angle: float) -> str:
+    """``-60.00`` for angles exact at two decimals, else the shortest exact repr."""
+    angle = float(angle) + 0.0  # -0.0 -> 0.0, so no "-0.00"
+    two = f"{angle:.2f}"
+    return two if float(two) == angle else repr(angle)
+
+
+def validate_angles(values: np.ndarray, source: str) -> np.ndarray:
+    """Check angles read from ``source``: a non-empty 1-D list of finite values within ±90°.
+
+    Returns
+    -------
+    np.ndarray
+        ``values`` as float64.
+
+    Raises
+    ------
+    FaketError
+        Naming ``source`` and the fix.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise FaketError(f"{source} contains no tilt angles; pass the angle file of the series")
+    bad = ~np.isfinite(values) | (np.abs(values) > MAX_TILT)
+    if values.ndim != 1 or bad.any():
+        first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise FaketError(
+            f"{source}: angle {first + 1} ({values.ravel()[first]}) is outside -90..90 "
+            "degrees; fix the file"
+        )
+    return values
 
 
 def _check_angles(values: np.ndarray, context: str) -> np.ndarray:

@@ -47,6 +47,11 @@ def check_target(path: str | os.PathLike[str], *, overwrite: bool = True) -> Pat
     parent = target.parent
     if not parent.is_dir():
         raise FaketError(f"cannot write {target}: folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FaketError(
+            f"cannot write {target}: folder {parent} is not writable; choose another output "
+            "folder or change its permissions"
+        )
     if target.is_dir():
         raise FaketError(f"cannot write {target}: it is a folder; pass a file name")
     if target.exists() and not overwrite:
@@ -57,14 +62,25 @@ def check_target(path: str | os.PathLike[str], *, overwrite: bool = True) -> Pat
 
 
 _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{12}$")
+_OF_TARGET = r"^\.{}\.tmp-[0-9a-f]{{12}}$"
 
 
-def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+def remove_stale_temporaries(
+    folder: str | os.PathLike[str], *, target: str | None = None
+) -> list[Path]:
     """Delete what atomic writes into ``folder`` left behind when their process died.
 
     A process killed mid-write (SIGKILL, power loss) cannot remove its temporary file.
-    Call this only where no other process is writing into ``folder`` at the same time
-    (e.g. at the start of a resumed run's work on that folder).
+    Call this only where no other process is writing into ``folder`` (or, with
+    ``target``, that one file) at the same time, e.g. at the start of a resumed run's
+    work on that folder, or of a command that writes ``target``.
+
+    Parameters
+    ----------
+    folder
+        The folder to clean.
+    target
+        Only the temporaries of this file name (``.NAME.tmp-*``); default all.
 
     Returns
     -------
@@ -74,7 +90,8 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.iterdir() if p.is_file() and _TEMPORARY.match(p.name)]
+    pattern = _TEMPORARY if target is None else re.compile(_OF_TARGET.format(re.escape(target)))
+    stale = [p for p in folder.iterdir() if p.is_file() and pattern.match(p.name)]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

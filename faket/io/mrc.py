@@ -3,6 +3,11 @@
 Arrays are exactly as :mod:`mrcfile` returns them: a volume is ``(Z, Y, X)`` and a tilt
 series is ``(n_tilts, Y, X)``. The voxel size in Å is stored in the MRC header.
 
+TOM/PyTom ``.em`` files are read by the same function (see :mod:`faket.io.em`), so every
+command that reads MRC also reads EM. Old-style MRC files without the MRC2014 ``'MAP '``
+tag (EMDB maps from before 2014, PyTom templates) are read with a warning when their
+header and size are consistent; anything else without the tag is refused.
+
 Unsigned 8-bit data follows the IMOD convention: MRC mode 0 is signed by the MRC2014
 standard, but IMOD marks unsigned bytes with its header stamp and a cleared "signed" flag.
 Reading honours that flag and writing sets it, so ``uint8`` survives a round trip
@@ -32,12 +37,14 @@ from faket.io._mrcutil import (
     update_stats,
 )
 from faket.io.atomic import atomic_path, check_target
+from faket.io.em import EM_SUFFIXES, read_em
 
 __all__ = [
     "SUPPORTED_DTYPES",
     "MrcData",
     "count_nonfinite",
     "format_summary",
+    "is_tilt_series",
     "mrc_summary",
     "read_mrc",
     "write_mrc",
@@ -54,11 +61,15 @@ class MrcData:
         The array, ``(Z, Y, X)`` for a volume or ``(n_tilts, Y, X)`` for a tilt series.
     voxel_size
         Isotropic voxel size in Å: the header's X size rounded to 6 significant digits
-        (float32 precision), or 0.0 when the header leaves it unset.
+        (float32 precision), or 0.0 when the header leaves it unset (unknown).
+    is_stack
+        True when the header marks the file as an image stack (MRC space group 0, MZ = 1,
+        more than one section): a tilt series rather than a volume.
     """
 
     data: np.ndarray
     voxel_size: float
+    is_stack: bool = False
 
 
 def read_mrc(
@@ -90,13 +101,23 @@ def read_mrc(
     Raises
     ------
     FaketError
-        If the file is missing, not an MRC file, truncated, empty, has the wrong number of
-        dimensions or an unsupported data type, or contains NaN/Inf values.
+        If the file is missing, not an MRC (or ``.em``) file, truncated, empty, has the
+        wrong number of dimensions or an unsupported data type, or contains NaN/Inf values.
+
+    Warns
+    -----
+    RuntimeWarning
+        For an old-style MRC file without the 'MAP ' tag, and for anisotropic voxels (the
+        X size is used).
     """
     file = _existing_file(path)
-    data, voxel_size = _load(file, mmap)
+    if file.suffix.lower() in EM_SUFFIXES:
+        data, voxel_size = read_em(file, mmap)
+        stack = False
+    else:
+        data, voxel_size, stack = _load(file, mmap)
     _check_loaded(file, data, ndim, allow_nonfinite)
-    return MrcData(data=data, voxel_size=voxel_size)
+    return MrcData(data=data, voxel_size=voxel_size, is_stack=stack)
 
 
 def _existing_file(path: str | os.PathLike[str]) -> Path:
@@ -108,35 +129,85 @@ def _existing_file(path: str | os.PathLike[str]) -> Path:
     return file
 
 
-def _load(file: Path, mmap: bool) -> tuple[np.ndarray, float]:
-    opener = mrcfile.mmap if mmap else mrcfile.open
+def _load(file: Path, mmap: bool) -> tuple[np.ndarray, float, bool]:
     # mrcfile warns about header quirks it can live with (e.g. an odd machine stamp);
     # pass them on with the file name instead of letting them look like faket's own.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            with opener(file, mode="r", permissive=False) as mrc:
-                data = mrc.data
-                voxel_size = _voxel_size(mrc.header)
-                unsigned = imod_unsigned_bytes(mrc.header)
+            data, header = _open(file, mmap, permissive=False)
         except ValueError as err:
-            raise FaketError(_explain_read_error(file, err)) from err
+            if "Map ID string not found" not in str(err):
+                raise FaketError(_explain_read_error(file, err)) from err
+            data, header = _open_old_style(file, mmap, err)
         except OSError as err:
             raise FaketError(f"cannot read {file}: {err.strerror or err}") from err
     for warning in caught:
-        warnings.warn(f"{file}: {_one_line(warning.message)}", RuntimeWarning, stacklevel=3)
-    if unsigned and data.dtype == np.int8:
+        if "Map ID string not found" not in str(warning.message):
+            warnings.warn(f"{file}: {_one_line(warning.message)}", RuntimeWarning, stacklevel=3)
+    if imod_unsigned_bytes(header) and data.dtype == np.int8:
         data = data.view(np.uint8)
     if not mmap and not data.dtype.isnative:
         # Torch and many numpy routines want native byte order; loaded data is a copy anyway.
         data = data.astype(data.dtype.newbyteorder("="))
-    return data, voxel_size
+    # MRC2014's image stack: space group 0 and one sample per section (MZ = 1). Space
+    # group 0 alone is not enough: EMAN2 and old EMDB maps write it for volumes too.
+    stack = int(header.ispg) == 0 and int(header.mz) == 1 and data.ndim == 3
+    stack = stack and data.shape[0] > 1
+    return data, _voxel_size(file, header, stack), stack
 
 
-def _voxel_size(header: np.recarray) -> float:
+def _open(file: Path, mmap: bool, permissive: bool) -> tuple[np.ndarray | None, np.recarray]:
+    opener = mrcfile.mmap if mmap else mrcfile.open
+    with opener(file, mode="r", permissive=permissive) as mrc:
+        # Copy the header: it belongs to the file object, which is closed on return.
+        return mrc.data, mrc.header.copy()
+
+
+def _open_old_style(file: Path, mmap: bool, err: ValueError) -> tuple[np.ndarray, np.recarray]:
+    """An MRC file from before MRC2014 (no 'MAP ' tag): accepted if its header adds up."""
+    refusal = f"{file} is not an MRC file (no 'MAP ' tag in its header); pass an MRC file"
+    try:
+        data, header = _open(file, mmap, permissive=True)
+    except (ValueError, OSError):
+        raise FaketError(refusal) from err
+    shape = (int(header.nz), int(header.ny), int(header.nx))
+    if data is None or min(shape) < 1:
+        raise FaketError(refusal) from err
+    expected = 1024 + int(header.nsymbt) + data.nbytes
+    if file.stat().st_size != expected:
+        raise FaketError(refusal) from err
+    # Without the file name: _load adds it when it passes the warnings on.
+    warnings.warn(
+        "an old-style MRC file (no 'MAP ' tag); reading it anyway, check its voxel size",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return data, header
+
+
+def _voxel_size(file: Path, header: np.recarray, stack: bool) -> float:
     """X voxel size in Å, rounded to the ~6 significant digits a float32 header holds."""
-    mx = int(header.mx)
-    size = float(header.cella.x) / mx if mx > 0 else 0.0
+    sizes = [_axis_size(float(header.cella[a]), int(header[m])) for a, m in _CELL]
+    x, y, z = sizes
+    # An image stack's Z "size" is the section spacing, often arbitrary: not compared.
+    other = [y] if stack or int(header.nz) == 1 else [y, z]
+    if x > 0 and any(s > 0 and abs(s - x) > 1e-3 * x for s in other):
+        warnings.warn(
+            f"{file}: anisotropic voxel size (X, Y, Z) = ({x:g}, {y:g}, {z:g}) Å; faket "
+            f"assumes cubic voxels and uses the X size {x:g} Å; resample the file to cubic "
+            "voxels if that is wrong",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return x
+
+
+_CELL = (("x", "mx"), ("y", "my"), ("z", "mz"))
+
+
+def _axis_size(cell: float, samples: int) -> float:
+    size = cell / samples if samples > 0 else 0.0
     # Rounding turns 3.4200000762939453 (3.42 after float32 storage) back into 3.42.
     return float(f"{size:.6g}") if np.isfinite(size) and size > 0 else 0.0
 
@@ -206,6 +277,7 @@ def write_mrc(
     *,
     overwrite: bool = True,
     dtype: npt.DTypeLike | None = None,
+    stack: bool = False,
 ) -> Path:
     """Write an array to an MRC file atomically.
 
@@ -216,13 +288,17 @@ def write_mrc(
     data
         A 2-D image ``(Y, X)`` or 3-D array ``(Z, Y, X)`` / ``(n_tilts, Y, X)``.
     voxel_size
-        Isotropic voxel size in Å, stored in the header.
+        Isotropic voxel size in Å, stored in the header; 0 means unknown (as MRC readers
+        take it).
     overwrite
         If False, raise when ``path`` exists.
     dtype
         Data type in the file. By default floating data is stored as float32 (float16 stays
         float16), bool as int8, int8/int16/uint8/uint16 keep their type, and other integer
         types become int16 when their values fit. Floats cast to an integer type are rounded.
+    stack
+        Mark 3-D data as an image stack (a tilt series, MRC space group 0) rather than a
+        volume, so that readers (and ``faket info``) know its first axis is the tilt.
 
     Returns
     -------
@@ -232,14 +308,16 @@ def write_mrc(
     Raises
     ------
     FaketError
-        For NaN/Inf or empty data, a non-positive voxel size, an unsupported data type or
+        For NaN/Inf or empty data, a negative voxel size, an unsupported data type or
         values out of its range, a missing folder, or an existing file with
         ``overwrite=False``.
     """
     target = check_target(path, overwrite=overwrite)
     voxel_size = float(voxel_size)
-    if not np.isfinite(voxel_size) or voxel_size <= 0:
-        raise FaketError(f"cannot write {target}: voxel size {voxel_size} Å must be > 0")
+    if not np.isfinite(voxel_size) or voxel_size < 0:
+        raise FaketError(
+            f"cannot write {target}: voxel size {voxel_size} Å must be > 0 (or 0 for unknown)"
+        )
     array = prepare_for_mrc(target, np.asarray(data), dtype)
     with atomic_path(target, overwrite=overwrite) as tmp, mrcfile.new(tmp) as mrc:
         if array.dtype == np.uint8:
@@ -249,6 +327,8 @@ def write_mrc(
             mrc.set_data(array)
             if array.dtype == np.int8:
                 set_imod_byte_sign(mrc.header, signed=True)
+        if stack and array.ndim == 3:
+            mrc.set_image_stack()
         mrc.voxel_size = voxel_size
         update_stats(mrc.header, array)
         # mrcfile stamps the time into label 1; a fixed label makes equal data give
@@ -271,7 +351,8 @@ def mrc_summary(path: str | os.PathLike[str]) -> dict:
     dict
         ``shape`` (tuple), ``dtype`` (str), ``voxel_size`` (Å), ``min``, ``max``, ``mean``
         and ``std`` (population standard deviation) over the finite values (NaN if there
-        are none), and ``n_nonfinite``.
+        are none), ``n_nonfinite`` and ``tilt_series`` (bool, see
+        :func:`is_tilt_series`).
     """
     mrc = read_mrc(path, mmap=True, allow_nonfinite=True)
     stats = chunked_stats(mrc.data)
@@ -279,8 +360,36 @@ def mrc_summary(path: str | os.PathLike[str]) -> dict:
         "shape": tuple(int(n) for n in mrc.data.shape),
         "dtype": mrc.data.dtype.name,
         "voxel_size": mrc.voxel_size,
+        "tilt_series": is_tilt_series(path, mrc),
         **stats,
     }
+
+
+#: Suffixes that IMOD, RELION and Warp give tilt series and image stacks.
+STACK_SUFFIXES = (".mrcs", ".st", ".ali", ".preali")
+
+
+def is_tilt_series(path: str | os.PathLike[str], mrc: MrcData) -> bool:
+    """Whether a 3-D file holds a tilt series ``(n_tilts, Y, X)`` rather than a volume.
+
+    True when the header marks an image stack, the suffix is a stack's (``.mrcs``,
+    ``.st``, ``.ali``, ``.preali``), or an angle file ``NAME.tlt``/``NAME.rawtlt`` beside
+    it has one line per section.
+    """
+    if mrc.data.ndim != 3:
+        return False
+    file = Path(path)
+    if mrc.is_stack or file.suffix.lower() in STACK_SUFFIXES:
+        return True
+    for suffix in (".tlt", ".rawtlt"):
+        beside = file.with_suffix(suffix)
+        try:
+            lines = [line for line in beside.read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if len(lines) == mrc.data.shape[0]:
+            return True
+    return False
 
 
 def format_summary(summary: dict, path: str | os.PathLike[str]) -> str:
@@ -299,16 +408,20 @@ def format_summary(summary: dict, path: str | os.PathLike[str]) -> str:
         Several lines of text without a trailing newline.
     """
     shape = summary["shape"]
-    axes = "(Z, Y, X)" if len(shape) == 3 else "(Y, X)"
+    tilts = bool(summary.get("tilt_series"))
+    axes = "(Y, X)" if len(shape) == 2 else "(n_tilts, Y, X)" if tilts else "(Z, Y, X)"
     vs = summary["voxel_size"]
     lines = [
         f"File:        {path}",
         f"Shape:       {' x '.join(str(n) for n in shape)}  {axes}",
         f"Data type:   {summary['dtype']}",
-        f"Voxel size:  {vs:g} Å" + ("" if vs > 0 else "  (not set in header)"),
+        f"Voxel size:  {vs:g} Å"
+        + ("" if vs > 0 else "  (unknown: not set in the header; commands take --voxel-size)"),
     ]
     if vs > 0:
-        lines.append(f"Extent:      {' x '.join(f'{n * vs:g}' for n in shape)} Å")
+        sides = shape[1:] if tilts else shape
+        what = "  (each tilt)" if tilts else ""
+        lines.append(f"Extent:      {' x '.join(f'{n * vs:g}' for n in sides)} Å{what}")
     lines += [
         f"Min / max:   {summary['min']:.6g} / {summary['max']:.6g}",
         f"Mean ± std:  {summary['mean']:.6g} ± {summary['std']:.6g}",

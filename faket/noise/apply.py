@@ -23,6 +23,7 @@ the std").
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -62,6 +63,14 @@ def noise_parameters(model: NoiseModel, mode: str) -> tuple[np.ndarray, np.ndarr
     if mode not in MODES:
         raise FaketError(f"unknown noise mode {mode!r}; choose one of {', '.join(MODES)}")
     r, sigma = model.r, model.sigma
+    if np.any(r < 0):  # a model saved before r was clipped when fitted
+        warnings.warn(
+            f"the noise model's r is negative at {int(np.sum(r < 0))} tilt(s), which would "
+            "invert the signal there; using 0 instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        r = np.clip(r, 0.0, None)
     if mode == "baseline":
         return np.full_like(r, r.mean()), np.full_like(sigma, sigma.mean())
     if mode == "content":

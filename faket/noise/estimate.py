@@ -246,14 +246,26 @@ def estimate_curves(
 
 def _warn_inverted(r: np.ndarray) -> None:
     negative = np.flatnonzero(r < 0)
-    if negative.size:
-        warnings.warn(
-            f"style and noiseless tilts are anti-correlated at {negative.size} tilt(s) "
-            f"(first: {int(negative[0])}); the noiseless projections probably have the "
-            "opposite contrast (project with negate=True / --negate)",
-            RuntimeWarning,
-            stacklevel=3,
+    if not negative.size:
+        return
+    if negative.size > r.size / 2:
+        # Most tilts anti-correlated: a contrast convention, whichever way it was made.
+        advice = (
+            "the noiseless projections have the opposite contrast to the style: project "
+            "them with --negate (negate=True) if they were made without it, or without it "
+            "if they were made with it"
         )
+    else:
+        advice = (
+            "the style shows (almost) no specimen signal there, only noise; r < 0 is "
+            "clipped to 0 when the curves are fitted"
+        )
+    warnings.warn(
+        f"style and noiseless tilts are anti-correlated at {negative.size} of {r.size} "
+        f"tilt(s) (first: {int(negative[0])}); {advice}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def estimate_curves_from_background(

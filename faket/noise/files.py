@@ -121,6 +121,7 @@ def apply_noise_file(
     style_path: PathLike | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
+    voxel_size: float | None = None,
 ) -> Path:
     """Apply a noise modality to a noiseless MRC tilt series, tilt by tilt.
 
@@ -140,6 +141,8 @@ def apply_noise_file(
         Match per-tilt mean/std to this style tilt series instead of the model.
     overwrite : bool
     show_progress : bool
+    voxel_size : float, optional
+        Pixel size (Å) written to the output instead of the input's.
 
     Returns
     -------
@@ -161,7 +164,8 @@ def apply_noise_file(
                 squares += float(np.square(tilt, dtype=np.float64).sum())
             n = clean.data.size
             mean = total / n
-            _write_header(mrc, clean.voxel_size, low, high, mean, squares / n - mean * mean)
+            pixel = clean.voxel_size if voxel_size is None else voxel_size
+            _write_header(mrc, pixel, low, high, mean, squares / n - mean * mean)
     return target
 
 
@@ -173,6 +177,7 @@ def _write_header(
     mean: float,
     variance: float,
 ) -> None:
+    mrc.set_image_stack()  # a tilt series, not a volume (see faket.io.write_mrc)
     if voxel_size > 0:
         mrc.voxel_size = voxel_size
     mrc.header.dmin, mrc.header.dmax, mrc.header.dmean = low, high, mean

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,35 @@ def aggregate_curves(curves: Sequence[NoiseCurves], order: int) -> NoiseCurves:
     return NoiseCurves(**fitted)
 
 
+def clip_negative_r(curves: NoiseCurves, angles_deg: np.ndarray) -> NoiseCurves:
+    """``curves`` with ``r`` clipped to >= 0; warns where it was negative.
+
+    Parameters
+    ----------
+    curves : NoiseCurves
+    angles_deg : array, shape (n_tilts,)
+        For the warning (which tilt angles were clipped).
+
+    Returns
+    -------
+    NoiseCurves
+    """
+    negative = np.flatnonzero(curves.r < 0)
+    if not negative.size:
+        return curves
+    worst = int(negative[np.argmin(curves.r[negative])])
+    where = f" at {angles_deg[worst]:g} deg" if angles_deg.shape == curves.r.shape else ""
+    warnings.warn(
+        f"the fitted noise curve r is negative at {negative.size} tilt(s) (lowest "
+        f"{curves.r[worst]:.3g}{where}), which would invert the signal there; clipped to 0",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    values = curves.as_dict()
+    values["r"] = np.clip(values["r"], 0.0, None)
+    return NoiseCurves(**values)
+
+
 @dataclass(frozen=True, eq=False)
 class NoiseModel:
     """Aggregated tilt-dependent noise statistics, ready to apply.
@@ -189,11 +219,17 @@ class NoiseModel:
         order: int = 2,
         provenance: dict[str, Any] | None = None,
     ) -> NoiseModel:
-        """Aggregate per-tomogram curves (see :func:`aggregate_curves`) into a model."""
+        """Aggregate per-tomogram curves (see :func:`aggregate_curves`) into a model.
+
+        A fitted ``r`` below 0 (a polynomial overshooting at noise-dominated high tilts)
+        would invert the signal there; it is clipped to 0, with a warning.
+        """
+        angles = np.asarray(angles_deg, dtype=np.float64)
+        curves = clip_negative_r(aggregate_curves(raw, order), angles)
         return cls(
-            angles_deg=np.asarray(angles_deg, dtype=np.float64),
+            angles_deg=angles,
             order=order,
-            curves=aggregate_curves(raw, order),
+            curves=curves,
             raw=tuple(raw),
             provenance=dict(provenance or {}),
         )

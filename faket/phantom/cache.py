@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,11 @@ def template_key(digest: str, **settings: object) -> str:
 
 
 def load_template(cache_dir: Path | None, key: str, name: str, source: str) -> Template | None:
-    """A cached template, or None when absent or unreadable."""
+    """A cached template, or None when absent or unreadable (then it is rebuilt).
+
+    A truncated or corrupt entry (a killed writer on a file system without atomic
+    rename, a full disk) is deleted with a warning, so the rebuilt template replaces it.
+    """
     if cache_dir is None:
         return None
     path = cache_dir / "templates" / f"{key}.npz"
@@ -62,7 +67,15 @@ def load_template(cache_dir: Path | None, key: str, name: str, source: str) -> T
                 voxel_size=float(stored["voxel_size"]),
                 info=json.loads(str(stored["info"])),
             )
-    except (OSError, KeyError, ValueError):
+    except FileNotFoundError:
+        return None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        warnings.warn(
+            f"template cache entry {path} is corrupt ({type(error).__name__}); rebuilding it",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        path.unlink(missing_ok=True)
         return None
 
 

@@ -87,6 +87,30 @@ def _builtin(name: str, voxel_size: float) -> Template:
     return template
 
 
+def check_class_sources(config: PhantomConfig) -> None:
+    """Fail now, with one line, if a class is neither built-in, a usable file nor a PDB ID.
+
+    Cheap (no template is computed): a dataset run calls it before its first step.
+    """
+    for spec in expand_specs(config.classes):
+        source = spec.source.strip()
+        if source in builtin_names():
+            continue
+        path = Path(source).expanduser()
+        if not path.exists() and is_pdb_id(source):
+            continue
+        if not path.exists():
+            raise FaketError(
+                f"unknown class {spec.source!r}: not a built-in class "
+                f"({', '.join(builtin_names())}), an existing file, or a PDB ID; check the name"
+            )
+        if not path.name.lower().endswith(ATOMIC_SUFFIXES + MAP_SUFFIXES):
+            raise FaketError(
+                f"{path}: unknown file type; use .pdb/.cif (atomic model) or .mrc/.map/.em "
+                "(density map)"
+            )
+
+
 def _from_file(path: Path, spec, config, cache_dir, device) -> Template:
     lower = path.name.lower()
     if not path.exists():
@@ -109,11 +133,36 @@ def _from_file(path: Path, spec, config, cache_dir, device) -> Template:
             config.voxel_size,
             map_voxel_size=spec.map_voxel_size,
             mass_kda=spec.mass_kda,
+            invert=spec.invert,
             cache_dir=cache_dir,
         )
     raise FaketError(
-        f"{path}: unknown file type; use .pdb/.cif (atomic model) or .mrc/.map (density map)"
+        f"{path}: unknown file type; use .pdb/.cif (atomic model) or .mrc/.map/.em (density map)"
     )
+
+
+def with_map_options(
+    entries: list[str | ClassSpec], map_voxel_size: float | None, invert: bool | None
+) -> list[str | ClassSpec]:
+    """``entries`` with ``map_voxel_size``/``invert`` set on every density-map class.
+
+    The command line's ``--map-voxel-size`` and ``--invert`` apply to the maps among the
+    classes (values not given, None, leave the entries as they are).
+    """
+    changes = {k: v for k, v in (("map_voxel_size", map_voxel_size), ("invert", invert))
+               if v is not None}  # fmt: skip
+    if not changes:
+        return list(entries)
+    if map_voxel_size is not None and not map_voxel_size > 0:
+        raise FaketError(f"--map-voxel-size {map_voxel_size}: must be a positive size in Å")
+    out: list[str | ClassSpec] = []
+    for entry in entries:
+        spec = ClassSpec(source=entry) if isinstance(entry, str) else entry
+        if spec.source.lower().endswith(MAP_SUFFIXES):
+            out.append(spec.model_copy(update=changes))
+        else:
+            out.append(entry)
+    return out
 
 
 def load_templates(config: PhantomConfig, device: str | torch.device = "cpu") -> list[Template]:

@@ -31,6 +31,11 @@ class ClassSpec(_Strict):
         None, gt=0, description="Voxel size (Å) of an MRC map whose header is wrong."
     )
     mass_kda: float | None = Field(None, gt=0, description="Mass of a map's particle (kDa).")
+    invert: bool | None = Field(
+        None,
+        description="Flip a map's contrast (protein negative, as in template-matching maps); "
+        "null = detect inverted maps and refuse them.",
+    )
 
 
 class PhantomConfig(_Strict):

@@ -22,6 +22,7 @@ from faket.io import (
     write_shrec_particles,
     write_text_atomic,
 )
+from faket.io.atomic import remove_stale_temporaries
 from faket.phantom.config import parse_config
 from faket.phantom.grandmodel import GrandModel
 
@@ -39,7 +40,8 @@ FILES = {
 
 
 def check_folder(folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Check that a grand model can be written to ``folder`` (without creating it).
+    """Check that a grand model can be written to ``folder`` (without creating it), and
+    delete the temporary files a killed earlier run left there.
 
     Raises
     ------
@@ -52,11 +54,19 @@ def check_folder(folder: str | os.PathLike[str], *, overwrite: bool = False) -> 
         raise FaketError(f"cannot write {target}: folder {target.parent} does not exist")
     if target.exists() and not target.is_dir():
         raise FaketError(f"{target} is a file; pass a folder for the grand model")
+    writable = target if target.is_dir() else target.parent
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise FaketError(
+            f"cannot write {target}: folder {writable} is not writable; choose another output "
+            "folder or change its permissions"
+        )
     existing = [name for name in FILES.values() if (target / name).exists()]
     if existing and not overwrite:
         raise FaketError(
             f"{target / existing[0]} already exists; pass --overwrite or choose another folder"
         )
+    for name in FILES.values():  # left by a phantom run that was killed while writing
+        remove_stale_temporaries(target, target=name)
     return target
 
 

@@ -6,9 +6,14 @@ object's mask, so its potential never leaks outside the voxels it occupies.
 
 A vesicle is an ellipsoidal lipid bilayer: two dense head-group layers (Gaussian
 profiles) around a less dense hydrocarbon core, averaged over a voxel's width across the
-membrane. Its mask is solid (membrane and lumen), so its centre voxel belongs to it and
-nothing is placed inside. Lipid densities are approximate (core ~0.65, head groups up to
-~1.2 times the protein potential).
+membrane. Lipid densities are approximate (core ~0.65, head groups up to ~1.2 times the
+protein potential).
+
+Its stamp, and so its ground truth in the class and occupancy masks, is the membrane
+shell only: the voxels where its potential exceeds :data:`SHELL_LEVEL` (1 mV). That is
+what the SHREC 2021 ground truth does (its generator, PyTom's ``MicrographModeller``,
+labels a membrane where its potential is above 0.001 V), so the lumen is background, free
+for other particles, and the vesicle's listed centre voxel is not part of it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from faket.phantom.physics import gold_potential, protein_potential
 _CORE, _HEAD = 0.65, 0.55
 #: Head-group Gaussian width (nm) and how far the potential reaches beyond the bilayer (nm).
 _HEAD_SIGMA_NM, MARGIN_NM = 0.4, 1.0
+#: A membrane voxel belongs to the vesicle when its potential exceeds this (V), as in
+#: the SHREC 2021 generator.
+SHELL_LEVEL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ def vesicle(
     Returns
     -------
     Stamp
-        Solid vesicle (lumen included in the offsets, at zero potential).
+        The membrane shell: voxels whose potential exceeds :data:`SHELL_LEVEL`.
     """
     vox_nm = voxel_size / 10.0
     reach = thickness_nm / 2 + MARGIN_NM
@@ -113,8 +121,10 @@ def vesicle(
     # Distance from the mid-surface along the ray from the centre (exact for a sphere).
     with np.errstate(divide="ignore", invalid="ignore"):
         signed = np.where(rho > 0, length * (1 - 1 / rho), -min(radii_nm))
-    keep = signed <= reach
-    values = np.where(signed >= -reach, bilayer_profile(signed, thickness_nm, vox_nm), 0.0)
+    near = np.abs(signed) <= reach
+    values = np.zeros(len(offsets))
+    values[near] = bilayer_profile(signed[near], thickness_nm, vox_nm)
+    keep = values > SHELL_LEVEL
     return Stamp(offsets[keep], values[keep].astype(np.float32), np.asarray(rotation, float))
 
 

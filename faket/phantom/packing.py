@@ -39,8 +39,8 @@ class Packer:
         Parameters
         ----------
         offsets
-            ``(k, 3)`` int voxel offsets ``(dz, dy, dx)`` of the stamp from its centre;
-            must include ``(0, 0, 0)``.
+            ``(k, 3)`` int voxel offsets ``(dz, dy, dx)`` of the stamp from its centre
+            (a vesicle's membrane shell does not include the centre itself).
         values
             ``(k,)`` potential at those voxels (V).
         class_id
@@ -62,10 +62,11 @@ class Packer:
         flat_offsets = offsets.astype(np.int64) @ self.strides
         labels = self.labels.reshape(-1)
         centres = rng.integers(low, high + 1, size=(attempts, 3))
+        # When the centre voxel is part of the stamp, testing it first rejects most misses.
+        quick = bool((offsets == 0).all(axis=1).any())
         for centre in centres:
             base = int(centre @ self.strides)
-            # The centre voxel is part of every stamp: a one-voxel test rejects most misses.
-            if labels[base] or labels[base + flat_offsets].any():
+            if (quick and labels[base]) or labels[base + flat_offsets].any():
                 continue
             self.count += 1
             index = base + flat_offsets

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from faket.device import chunk_size, memory_budget, select_device
+from faket.device import chunk_size, deterministic_algorithms, memory_budget, select_device
 
 
 def splat_gaussians(
@@ -61,9 +61,14 @@ def splat_gaussians(
     width = int(math.ceil(2 * reach)) + 2
     per_item = width**3 * 8 * 3 + amplitudes.shape[1] * width * 3 * 8 * 4
     step = chunk_size(per_item, len(centres), memory_budget(dev, budget_bytes))
-    for start in range(0, len(centres), step):
-        part = slice(start, start + step)
-        _splat_chunk(grid, shape, dev, centres[part], amplitudes[part], sigmas[part], reach, width)
+    # On CUDA index_add_ sums overlapping windows with atomics, in a varying order;
+    # deterministic mode makes a seed give the same bits every run.
+    with deterministic_algorithms(dev):
+        for start in range(0, len(centres), step):
+            part = slice(start, start + step)
+            _splat_chunk(
+                grid, shape, dev, centres[part], amplitudes[part], sigmas[part], reach, width
+            )
     return grid.reshape(shape).float().cpu().numpy()
 
 

@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from faket.errors import FaketError
 from faket.microscope.config import MicroscopeConfig
@@ -74,8 +81,19 @@ class NSTSettings(_Strict):
     weights: str = Field(
         "auto",
         description="VGG-19 weights: imagenet, random (seeded), a state-dict path, or auto "
-        "(imagenet if available offline, else random - reported in the run log).",
+        "(imagenet if available offline, else random; the choice is recorded in the "
+        "written config, the manifest, the run log and the figures).",
     )
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, value: str) -> str:
+        if value not in ("auto", "imagenet", "random") and not Path(value).expanduser().is_file():
+            raise ValueError(
+                f"{value!r} is neither auto, imagenet, random nor an existing state-dict file"
+            )
+        return value
+
     iterations: int = Field(1, ge=1, description="Adam iterations (paper: 1).")
     step_size: float = Field(0.15, gt=0, description="Adam step size (paper: 0.15).")
     precision: Literal["fp32", "tf32", "bf16", "fp16", "mixed"] = Field(
@@ -90,6 +108,16 @@ class ReconstructionSettings(_Strict):
     """Weighted back-projection of every tilt series."""
 
     filter: str = Field("shrec", description="ramp, shepp-logan, cosine, hamming, hann, shrec.")
+
+    @field_validator("filter")
+    @classmethod
+    def _known_filter(cls, value: str) -> str:
+        from faket.tomography.filters import FILTERS
+
+        if value not in FILTERS:
+            raise ValueError(f"unknown filter {value!r}; choose one of {', '.join(FILTERS)}")
+        return value
+
     crowther: float | None = Field(
         None, gt=0, le=1, description="Crowther frequency (fraction of Nyquist), 1-D filters."
     )
@@ -127,7 +155,11 @@ class DatasetConfig(_Strict):
         "are training tomograms (the last of them is a natural validation tomogram).",
     )
     seed: int = Field(0, ge=0, description="Master seed; every random choice derives from it.")
-    device: str = Field("auto", description="Compute device: auto, cpu, cuda, cuda:N, mps.")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+        description="Compute device: auto, cpu, cuda, cuda:N, mps.",
+    )
     modalities: list[Literal[MODALITIES]] = Field(  # type: ignore[valid-type]
         list(MODALITIES), description=f"Modalities to produce: {', '.join(MODALITIES)}."
     )
@@ -219,7 +251,12 @@ def parse_dataset_config(data: dict[str, Any] | DatasetConfig | None, source: st
 
 
 def load_dataset_config(path: str | os.PathLike[str]) -> DatasetConfig:
-    """Read a dataset config from a YAML, TOML or JSON file."""
+    """Read a dataset config from a YAML, TOML or JSON file.
+
+    A ``preset: NAME`` key starts from that preset (``demo``, ``small``, ``shrec``) and
+    the file's other keys change it (nested sections key by key). An empty file is an
+    error: its defaults would silently mean a full-size run.
+    """
     file = Path(path)
     if not file.is_file():
         raise FaketError(f"{file}: no such config file")
@@ -238,4 +275,31 @@ def load_dataset_config(path: str | os.PathLike[str]) -> DatasetConfig:
         ) from None
     if data is not None and not isinstance(data, dict):
         raise FaketError(f"{file}: the config must be a mapping of settings")
+    if not data:
+        raise FaketError(
+            f"{file} is empty, which would mean the full-size defaults (4 tomograms of "
+            "200 x 512 x 512 voxels); start from a preset: faket config init --preset small "
+            f"> {file.name} (or write 'preset: small')"
+        )
+    if "preset" in data:
+        data = _on_preset(data, str(file))
     return parse_dataset_config(data, source=str(file))
+
+
+def _on_preset(data: dict[str, Any], source: str) -> dict[str, Any]:
+    from faket.pipeline.presets import PRESETS
+
+    name = data.pop("preset")
+    if name not in PRESETS:
+        raise FaketError(f"{source}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return _merged(PRESETS[name], data)
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from faket.device import worker_environments, worker_gpu_index
+from faket.errors import FaketError
 from faket.io import read_mrc, write_text_atomic
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
+from faket.pipeline.preflight import preflight
 from faket.pipeline.steps import (
     NOISE_MODEL,
     modality_steps,
@@ -25,8 +29,11 @@ from faket.pipeline.steps import (
     specimen_steps,
     tomogram_folder,
 )
+from faket.progress import bars_visible, stderr_console
 
 CONFIG_FILE = "dataset_config.yaml"
+#: Seconds to wait for a remote Dask scheduler before giving up with a message.
+SCHEDULER_TIMEOUT_S = 10
 RUN_LOG = "run_log.csv"
 FIGURES = ("projections.png", "power_spectra.png", "reconstructions.png", "noise_curves.png")
 
@@ -45,7 +52,12 @@ class RunSummary:
 
 
 def _job_device(device: str) -> str:
-    """One GPU per Dask worker: worker ``k`` of a multi-GPU machine gets ``cuda:k mod n``."""
+    """The device of a job on a Dask worker that sees several GPUs: one of them, by worker.
+
+    Local workers see one GPU each (:func:`local_cluster`), so this keeps ``device``;
+    a remote worker with several GPUs takes ``cuda:k`` from its name
+    (:func:`faket.device.worker_gpu_index`).
+    """
     import torch
 
     if device not in ("auto", "cuda") or torch.cuda.device_count() < 2:
@@ -56,8 +68,7 @@ def _job_device(device: str) -> str:
         name = get_worker().name
     except (ImportError, ValueError):
         return device
-    number = int(name) if str(name).isdigit() else abs(hash(name))
-    return f"cuda:{number % torch.cuda.device_count()}"
+    return f"cuda:{worker_gpu_index(name, torch.cuda.device_count())}"
 
 
 @contextlib.contextmanager
@@ -93,13 +104,22 @@ def _modality_job(config_data: dict, dataset_dir: str, threads, index: int, prog
 
 
 def _map_jobs(
-    job: Callable, indices: Sequence[int], arguments: tuple, client, advance: Callable[[], None]
+    job: Callable,
+    indices: Sequence[int],
+    arguments: tuple,
+    client,
+    advance: Callable[[], None],
+    progress: bool,
 ) -> list[StepRecord]:
-    """Run ``job(*arguments, index, progress)`` for every index; serially or on ``client``."""
+    """Run ``job(*arguments, index, progress)`` for every index; serially or on ``client``.
+
+    Jobs on Dask workers never draw bars (their output would interleave); serial jobs
+    draw their steps' bars only when ``progress`` (``-q`` turns it off).
+    """
     records: list[StepRecord] = []
     if client is None:
         for index in indices:
-            records += job(*arguments, index, True)
+            records += job(*arguments, index, progress)
             advance()
         return records
     from dask.distributed import as_completed
@@ -137,32 +157,38 @@ def run_dataset(
     Returns
     -------
     RunSummary
+
+    Raises
+    ------
+    FaketError
+        Before any work, for anything :func:`faket.pipeline.preflight.preflight` finds
+        (device, classes, VGG weights), and for an unreachable scheduler.
     """
     start = time.perf_counter()
-    folder = Path(dataset_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)  # left by a killed run; no job has started yet
-    write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json")))
+    config = preflight(config, scheduler=scheduler)  # before anything is written
     # Local workers split this machine's cores; remote workers keep their own defaults.
     threads = (
         max(1, (os.cpu_count() or 1) // workers) if scheduler is None and workers > 1 else None
     )
+    folder = Path(dataset_dir)
     arguments = (config.model_dump(mode="json"), str(folder), threads)
     n_jobs = config.n_tomograms + len(config.training_indices) + 2 + config.copick.enabled
-    if config.copick.enabled:
-        from faket.io.copick import import_copick
-
-        import_copick()  # before hours of work, not after
-    client, cluster = _start_dask(workers, scheduler)
+    # An unreachable scheduler fails here, before anything is written.
+    client, cluster = _start_dask(workers, scheduler, config.device)
     summary = RunSummary()
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)  # left by a killed run; no job has started yet
+        write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(config.model_dump(mode="json")))
         with _overall_bar(n_jobs, progress) as advance:
             indices = list(range(config.n_tomograms))
-            summary.records += _map_jobs(_specimen_job, indices, arguments, client, advance)
+            summary.records += _map_jobs(
+                _specimen_job, indices, arguments, client, advance, progress
+            )
             summary.records.append(noise_model_step(config, folder))
             advance()
             summary.records += _map_jobs(
-                _modality_job, config.training_indices, arguments, client, advance
+                _modality_job, config.training_indices, arguments, client, advance, progress
             )
             summary.records.append(figures_step(config, folder))
             advance()
@@ -181,18 +207,55 @@ def run_dataset(
     return summary
 
 
-def _start_dask(workers: int, scheduler: str | None):
+def _start_dask(workers: int, scheduler: str | None, device: str = "auto"):
     if scheduler is None and workers <= 1:
         return None, None
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if scheduler is not None:
-        return Client(scheduler), None
-    # Processes, one thread each: the heavy work is in torch, which threads on its own.
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+        try:
+            return Client(scheduler, timeout=SCHEDULER_TIMEOUT_S), None
+        except (OSError, TimeoutError) as error:
+            raise FaketError(
+                f"cannot reach the Dask scheduler at {scheduler} within "
+                f"{SCHEDULER_TIMEOUT_S} s ({type(error).__name__}); check the address "
+                "(tcp://HOST:PORT) and that the scheduler is running"
+            ) from None
+    gpus = device in ("auto", "cuda")
+    cluster = local_cluster(workers, worker_environments(workers) if gpus else None)
     return Client(cluster), cluster
+
+
+def local_cluster(workers: int, environments: Sequence[dict[str, str]] | None = None):
+    """A Dask cluster of ``workers`` local processes, one thread each.
+
+    Parameters
+    ----------
+    workers : int
+    environments : sequence of dict, optional
+        Extra environment variables per worker, e.g. from
+        :func:`faket.device.worker_environments` (one GPU each); set in the worker
+        process before it starts, so before CUDA reads ``CUDA_VISIBLE_DEVICES``.
+
+    Returns
+    -------
+    distributed.SpecCluster
+    """
+    from dask.distributed import Nanny, Scheduler, SpecCluster
+    from distributed.system import MEMORY_LIMIT
+
+    environments = list(environments or [{} for _ in range(workers)])
+    if len(environments) != workers:
+        raise ValueError(f"{len(environments)} environments for {workers} workers")
+    # Processes, one thread each: the heavy work is in torch, which threads on its own.
+    options = {"nthreads": 1, "memory_limit": MEMORY_LIMIT // workers, "host": "127.0.0.1"}
+    specs = {
+        index: {"cls": Nanny, "options": options | {"env": dict(env)}}
+        for index, env in enumerate(environments)
+    }
+    scheduler_options = {"dashboard": False, "dashboard_address": None, "host": "127.0.0.1"}
+    scheduler = {"cls": Scheduler, "options": scheduler_options}
+    return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.WARNING)
 
 
 class _overall_bar:
@@ -202,12 +265,11 @@ class _overall_bar:
         self.total, self.enabled, self.progress = total, enabled, None
 
     def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
+        if not bars_visible(self.enabled):
             return lambda: None
-        from rich.console import Console
         from rich.progress import Progress
 
-        self.progress = Progress(console=Console(stderr=True), transient=True)
+        self.progress = Progress(console=stderr_console(), transient=True)
         self.progress.start()
         task = self.progress.add_task("dataset", total=self.total)
         return lambda: self.progress.advance(task)
@@ -239,7 +301,9 @@ def noise_model_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
         )
         save_noise_model(model, dataset_dir / NOISE_MODEL, overwrite=True)
 
-    return run_step(Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute)
+    return run_step(
+        Manifest(dataset_dir), "noise_model", digest, (NOISE_MODEL,), compute, device="cpu"
+    )
 
 
 def figures_step(config: DatasetConfig, dataset_dir: Path) -> StepRecord:
@@ -272,14 +336,17 @@ def write_figures(config: DatasetConfig, dataset_dir: Path, index: int) -> None:
     figures.mkdir(exist_ok=True)
     remove_stale_temporaries(figures)
     angles = config.tilt.angles()
+    # Which tomogram, and for FAKET which VGG weights: a figure must say what it shows.
+    named = {"source": folder.name, "labels": {"faket": f"faket ({config.nst.weights} VGG-19)"}}
     stacks = {m: read_mrc(folder / projections_file(m)) for m in config.modalities}
     pixel = next(iter(stacks.values())).voxel_size
     arrays = {m: s.data for m, s in stacks.items()}
-    plot_projections(arrays, angles, figures / FIGURES[0], pixel)
-    plot_power_spectra(arrays, angles, figures / FIGURES[1], pixel)
+    plot_projections(arrays, angles, figures / FIGURES[0], pixel, **named)
+    plot_power_spectra(arrays, angles, figures / FIGURES[1], pixel, **named)
     volumes = {m: read_mrc(folder / reconstruction_file(m)) for m in config.modalities}
     voxel = next(iter(volumes.values())).voxel_size
-    plot_reconstruction_slices({m: v.data for m, v in volumes.items()}, figures / FIGURES[2], voxel)
+    slices = {m: v.data for m, v in volumes.items()}
+    plot_reconstruction_slices(slices, figures / FIGURES[2], voxel, **named)
     plot_noise_curves(load_noise_model(Path(dataset_dir) / NOISE_MODEL), figures / FIGURES[3])
 
 
@@ -287,13 +354,18 @@ def _append_run_log(folder: Path, summary: RunSummary) -> None:
     """Append this run's step timings to ``run_log.csv`` (rewritten atomically)."""
     log = folder / RUN_LOG
     previous = log.read_text() if log.exists() else ""
+    header = "run_started,step,folder,ran,seconds,details"
+    if previous and not previous.startswith(header):
+        # A log from before the details column: same columns plus one, so upgrade it.
+        previous = header + previous[previous.index("\n") :] if "\n" in previous else ""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if not previous:
-        writer.writerow(["run_started", "step", "folder", "ran", "seconds"])
+        writer.writerow(header.split(","))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - summary.seconds))
     for record in summary.records:
         row = asdict(record)
         name = Path(row["folder"]).name
-        writer.writerow([stamp, row["name"], name, row["ran"], f"{row['seconds']:.3f}"])
+        details = " ".join(f"{k}={v}" for k, v in row["details"].items())
+        writer.writerow([stamp, row["name"], name, row["ran"], f"{row['seconds']:.3f}", details])
     write_text_atomic(log, previous + buffer.getvalue())

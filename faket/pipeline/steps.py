@@ -21,6 +21,7 @@ from faket.io import read_mrc, write_mrc, write_tlt
 from faket.io.atomic import remove_stale_temporaries
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.manifest import Manifest, StepRecord, run_step, settings_hash
+from faket.pipeline.preflight import resolve_nst_weights
 
 PHANTOM_OUTPUTS = (
     "grandmodel.mrc",
@@ -111,7 +112,7 @@ def _phantom_step(config, manifest: Manifest, index: int, device: str, progress:
         model = make_grand_model(phantom, device=device, show_progress=progress)
         write_grand_model(model, manifest.folder, overwrite=True)
 
-    return run_step(manifest, "phantom", digest, PHANTOM_OUTPUTS, compute)
+    return run_step(manifest, "phantom", digest, PHANTOM_OUTPUTS, compute, device=device)
 
 
 def _noiseless_step(manifest: Manifest, angles: np.ndarray, device: str, progress: bool):
@@ -126,10 +127,10 @@ def _noiseless_step(manifest: Manifest, angles: np.ndarray, device: str, progres
         tilt_series = project(
             grand_model.data, angles, negate=True, device=device, progress=progress
         )
-        write_mrc(manifest.folder / outputs[0], tilt_series, grand_model.voxel_size)
+        write_mrc(manifest.folder / outputs[0], tilt_series, grand_model.voxel_size, stack=True)
         write_tlt(manifest.folder / outputs[1], angles)
 
-    return run_step(manifest, "projections_noiseless", digest, outputs, compute)
+    return run_step(manifest, "projections_noiseless", digest, outputs, compute, device=device)
 
 
 def _benchmark_step(config, manifest: Manifest, index: int, angles, device: str, progress: bool):
@@ -157,12 +158,12 @@ def _benchmark_step(config, manifest: Manifest, index: int, angles, device: str,
             device=device,
             progress=progress,
         )
-        write_mrc(manifest.folder / outputs[0], tilt_series, grand_model.voxel_size)
+        write_mrc(manifest.folder / outputs[0], tilt_series, grand_model.voxel_size, stack=True)
         from faket.io import write_text_atomic
 
         write_text_atomic(manifest.folder / outputs[1], metadata.to_csv(index=False))
 
-    return run_step(manifest, "projections_benchmark", digest, outputs, compute)
+    return run_step(manifest, "projections_benchmark", digest, outputs, compute, device=device)
 
 
 def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str, seed: int):
@@ -174,19 +175,26 @@ def _noise_step(config, manifest: Manifest, mode: str, model, model_digest: str,
     def compute() -> None:
         noiseless = read_mrc(manifest.folder / projections_file("noiseless"))
         tilt_series = apply_noise(noiseless.data, model, mode, seed)
-        write_mrc(manifest.folder / output, tilt_series, noiseless.voxel_size)
+        write_mrc(manifest.folder / output, tilt_series, noiseless.voxel_size, stack=True)
 
-    return run_step(manifest, f"projections_{mode}", digest, (output,), compute)
+    return run_step(manifest, f"projections_{mode}", digest, (output,), compute, device="cpu")
 
 
-def resolve_nst_weights(weights: str) -> str:
-    """``auto`` -> ``imagenet`` when the weights are available offline (``$FAKET_VGG19_WEIGHTS``
-    or the torch hub cache), else ``random``."""
-    if weights != "auto":
-        return weights
-    from faket.style.weights import env_weights_file, imagenet_cache_path
+def compute_identity(device: str) -> dict:
+    """What besides the settings decides the FAKET step's floating-point result.
 
-    return "imagenet" if env_weights_file() or imagenet_cache_path().exists() else "random"
+    One Adam step moves every pixel by a full +-step whatever its gradient's size, so
+    round-off flips pixels whose gradient is ~0, and round-off depends on the device and,
+    on a CPU, on the number of threads (oneDNN splits its convolution reductions by
+    thread). Both are part of the step's identity: a dataset resumed with another
+    ``--workers`` (another thread count) redoes the FAKET step instead of mixing outputs.
+    """
+    import torch
+
+    from faket.device import select_device
+
+    kind = select_device(device).type
+    return {"device": kind, "threads": torch.get_num_threads() if kind == "cpu" else None}
 
 
 def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, device, progress):
@@ -196,6 +204,7 @@ def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, devic
     style_manifest = Manifest(tomogram_folder(dataset_dir, source))
     weights = resolve_nst_weights(config.nst.weights)
     seed = derive_seed(config.seed, index, "nst")
+    arithmetic = compute_identity(device)
     digest = settings_hash(
         "faket",
         manifest.digest("projections_content"),
@@ -204,6 +213,7 @@ def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, devic
         config.nst.model_dump(mode="json"),
         weights,
         seed,
+        arithmetic,
     )
     output = projections_file("faket")
 
@@ -223,9 +233,12 @@ def _faket_step(config, dataset_dir: Path, manifest: Manifest, index: int, devic
             step_size=config.nst.step_size,
             precision=config.nst.precision,
         )
-        write_mrc(manifest.folder / output, stylised, content.voxel_size)
+        write_mrc(manifest.folder / output, stylised, content.voxel_size, stack=True)
 
-    return run_step(manifest, "projections_faket", digest, (output,), compute)
+    info = {"weights": weights, **arithmetic}
+    return run_step(
+        manifest, "projections_faket", digest, (output,), compute, device=device, info=info
+    )
 
 
 def _reconstruction_step(config, manifest: Manifest, modality: str, angles, device, progress):
@@ -257,4 +270,6 @@ def _reconstruction_step(config, manifest: Manifest, modality: str, angles, devi
         voxel_size = tilt_series.voxel_size * settings.pre_binning * settings.post_binning
         write_mrc(manifest.folder / output, volume, voxel_size)
 
-    return run_step(manifest, f"reconstruction_{modality}", digest, (output,), compute)
+    return run_step(
+        manifest, f"reconstruction_{modality}", digest, (output,), compute, device=device
+    )

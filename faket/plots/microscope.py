@@ -19,6 +19,7 @@ def plot_microscope(
     config,
     pixel_size_angstrom: float,
     path: str | os.PathLike[str],
+    source: str | None = None,
 ) -> Path:
     """Three panels: the tilt nearest 0°, its radial power spectrum with the CTF², and counts.
 
@@ -34,6 +35,7 @@ def plot_microscope(
     pixel_size_angstrom : float
         Å per pixel.
     path : output PNG.
+    source : what was imaged (the input file), for the title.
     """
     from faket.microscope import ctf_curve
 
@@ -41,9 +43,13 @@ def plot_microscope(
     index = int(np.argmin(np.abs(angles)))
     image = np.asarray(projections[index], dtype=np.float64)
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    axes[0].imshow(image, cmap="gray", origin="lower")
-    axes[0].set_title(f"tilt {angles[index]:+.1f}°, electrons per pixel")
+    shown = axes[0].imshow(image, cmap="gray", origin="lower")
+    unit = "intensity / dose" if config.detector.output == "normalized" else "electrons / pixel"
+    axes[0].set_title(f"tilt {angles[index]:+.1f}°")
     axes[0].set_axis_off()
+    figure.colorbar(shown, ax=axes[0], shrink=0.8, label=unit)
+    if source:
+        figure.suptitle(f"reference microscope: {source}")
 
     frequency, power = radial_power_spectrum(image)
     k = frequency / pixel_size_angstrom

@@ -32,7 +32,7 @@ def plot_noise_curves(
     model : NoiseModel
     path : output PNG
     title : str, optional
-        Figure title; default names the order and the number of tomograms.
+        Figure title; default names the order and the tomograms (from the provenance).
 
     Returns
     -------
@@ -53,5 +53,8 @@ def plot_noise_curves(
     for ax in axes[1]:
         ax.set_xlabel("tilt angle (degrees)")
     axes[0, 0].legend(fontsize="small")
-    figure.suptitle(title or f"noise model: order {model.order}, {len(model.raw)} tomogram(s)")
+    tomograms = model.provenance.get("tomograms") or []
+    which = f": {', '.join(map(str, tomograms))}" if tomograms else ""
+    default = f"noise model: order {model.order}, {len(model.raw)} tomogram(s){which}"
+    figure.suptitle(title or default)
     return save_figure(figure, path)

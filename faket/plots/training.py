@@ -19,7 +19,9 @@ CURVES = {
 }
 
 
-def plot_training_history(history: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def plot_training_history(
+    history: pd.DataFrame, path: str | os.PathLike[str], loss_name: str = "Dice"
+) -> Path:
     """One run: training loss and validation F1 scores per epoch, best epoch marked.
 
     Parameters
@@ -28,10 +30,11 @@ def plot_training_history(history: pd.DataFrame, path: str | os.PathLike[str]) -
         ``epoch, train_loss`` and optional ``val_*`` columns and ``best`` flags (the
         ``history.csv`` of a training run).
     path : output PNG.
+    loss_name : what the training loss is (e.g. ``"Dice + 1 x cross-entropy"``).
     """
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     left.plot(history["epoch"], history["train_loss"], marker="o", ms=3)
-    left.set(xlabel="epoch", ylabel="training loss (Dice)", title="loss")
+    left.set(xlabel="epoch", ylabel=f"training loss ({loss_name})", title="loss")
     columns = [c for c in history.columns if c.startswith("val_") and "f1" in c]
     for column in columns:
         scored = history[["epoch", column]].dropna()  # epochs without validation are NaN

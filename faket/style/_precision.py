@@ -9,6 +9,7 @@ from functools import cache
 
 import torch
 
+from faket.device import deterministic_algorithms
 from faket.errors import FaketError
 
 _ALIASES = {
@@ -46,18 +47,31 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` is an NVIDIA GPU with bfloat16 tensor cores (compute capability
+    8.0, Ampere, or newer)."""
+    if device.type != "cuda":
+        return False
+    try:
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    except (RuntimeError, AssertionError):  # no usable CUDA here
+        return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision actually used on ``device``; impossible combinations are errors.
 
-    ``mixed`` means bf16 on a CPU with native bfloat16, fp32 on other CPUs, and fp16 on
-    GPUs. An explicit ``bf16`` on a CPU without native bfloat16 runs (see
-    :func:`warn_if_emulated`).
+    ``mixed`` means bf16 on a CPU with native bfloat16 and on NVIDIA GPUs from Ampere on,
+    fp32 on other CPUs, and fp16 on older GPUs and MPS. bf16 has float32's range, so its
+    gradients cannot underflow as fp16's can (the style gradients reaching the deep VGG
+    layers are ~1e-7, fp16's subnormal range). An explicit ``bf16`` on a CPU without
+    native bfloat16 runs (see :func:`warn_if_emulated`).
     """
     name = check_precision(precision)
     if name == "mixed":
         if device.type == "cpu":
             return "bf16" if cpu_has_native_bf16() else "fp32"
-        return "fp16"
+        return "bf16" if cuda_has_native_bf16(device) else "fp16"
     if name == "tf32" and device.type != "cuda":
         raise FaketError("precision tf32 needs an NVIDIA GPU; use fp32 or bf16 on this device")
     if name == "fp16" and device.type == "cpu":
@@ -86,29 +100,42 @@ def reduced_dtype(device: torch.device, precision: str) -> torch.dtype | None:
 
 @contextmanager
 def fp32_mode(device: torch.device, precision: str) -> Iterator[None]:
-    """On CUDA, allow TF32 only when asked for, and restore the global switches after.
+    """On CUDA: TF32 only when asked for, deterministic kernels; restored after the block.
 
     PyTorch lets cuDNN convolutions use TF32 by default, which would make "fp32" results
-    differ from the CPU's; elsewhere this does nothing.
+    differ from the CPU's; here float32 convolutions and matrix products are IEEE
+    float32 unless ``precision`` is ``tf32`` (autocast's bf16/fp16 layers are not
+    affected). The block also runs with :func:`faket.device.deterministic_algorithms`,
+    so equal inputs give equal outputs on the same GPU. Elsewhere this does nothing.
     """
     if device.type != "cuda":
         yield
         return
     tf32 = resolve_precision(precision, device) == "tf32"
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        # PyTorch >= 2.9 API; mixing it with the legacy flags is an error there.
-        matmul = torch.backends.cuda.matmul
-        saved = (conv.fp32_precision, matmul.fp32_precision)
-        conv.fp32_precision = matmul.fp32_precision = "tf32" if tf32 else "ieee"
+    with _tf32_switches(tf32), deterministic_algorithms(device):
+        yield
+
+
+@contextmanager
+def _tf32_switches(tf32: bool) -> Iterator[None]:
+    cudnn = torch.backends.cudnn
+    matmul = torch.backends.cuda.matmul
+    if hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        # PyTorch >= 2.9 API. Mixing it with the legacy flags is an error there (even
+        # reading cudnn.allow_tf32 inside the block fails), so only this API is used.
+        switches = [cudnn.conv, matmul]
+        saved = [switch.fp32_precision for switch in switches]
+        for switch in switches:
+            switch.fp32_precision = "tf32" if tf32 else "ieee"
         try:
             yield
         finally:
-            conv.fp32_precision, matmul.fp32_precision = saved
+            for switch, value in zip(switches, saved, strict=True):
+                switch.fp32_precision = value
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    saved_flags = (cudnn.allow_tf32, matmul.allow_tf32)
+    cudnn.allow_tf32 = matmul.allow_tf32 = tf32
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        cudnn.allow_tf32, matmul.allow_tf32 = saved_flags

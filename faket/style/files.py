@@ -1,13 +1,18 @@
 """Style transfer from MRC files to an MRC file, resumable after an interruption.
 
-While it runs, the output file is rewritten (atomically) at most every
-``checkpoint_seconds`` with the tilts finished so far, and a small JSON sidecar next to
-it (``OUT.mrc.progress.json``) lists which tilts those are and fingerprints the inputs,
-weights and settings. Running the same command again skips the finished tilts; a
-sidecar whose fingerprint does not match is ignored. When all tilts are done the output
-is written a last time and the sidecar removed, so an output without a sidecar is
-complete. Because every tilt's result depends only on its own inputs (and whole-stack
-normalisation constants), a resumed run gives exactly the uninterrupted run's output.
+While it runs, the tilts finished so far are saved (atomically, at most every
+``checkpoint_seconds`` and when the run is interrupted) under a hidden temporary name
+next to the output, ``.OUT.mrc.partial.mrc``, and a small JSON sidecar
+(``OUT.mrc.progress.json``) lists which tilts those are and fingerprints the inputs,
+weights and settings. The output's own name appears only when every tilt is done, so no
+reader (``faket reconstruct`` included) can take an unfinished tilt series for a finished
+one. Running the same command again skips the finished tilts; a sidecar whose
+fingerprint does not match is ignored. Because every tilt's result depends only on its
+own inputs (and whole-stack normalisation constants), a resumed run gives exactly the
+uninterrupted run's output.
+
+A style stack with another pixel size or image size than the content is brought to the
+content's (see :mod:`faket.style.matching`), with a warning that says what was done.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -25,12 +31,13 @@ import torch
 from faket.device import select_device
 from faket.errors import FaketError
 from faket.io import read_mrc, write_mrc, write_text_atomic
+from faket.style.matching import match_style
 from faket.style.reference import StyleReference, _reference_key, prepare_style, stack_digest
 from faket.style.settings import TransferSettings, _with_overrides
 from faket.style.transfer import iter_style_transfer
 from faket.style.weights import build_feature_net
 
-__all__ = ["parse_tilts", "sidecar_path", "style_transfer_files"]
+__all__ = ["parse_tilts", "partial_path", "sidecar_path", "style_transfer_files"]
 
 
 def parse_tilts(text: str | None, n_tilts: int) -> list[int]:
@@ -82,6 +89,12 @@ def sidecar_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".progress.json")
 
 
+def partial_path(output: str | Path) -> Path:
+    """Where the finished tilts of an unfinished ``output`` are kept: ``.<name>.partial.mrc``."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.partial.mrc")
+
+
 def _fingerprint(settings, weights_id: str, tilts: list[int], arrays: Sequence[np.ndarray]) -> str:
     hasher = hashlib.sha256()
     hasher.update(json.dumps(asdict(settings), sort_keys=True).encode())
@@ -94,19 +107,23 @@ def _fingerprint(settings, weights_id: str, tilts: list[int], arrays: Sequence[n
 
 def _resume(output: Path, fingerprint: str, shape: tuple, overwrite: bool):
     """Finished tilts and their data from a matching partial output, else a fresh start."""
-    sidecar = sidecar_path(output)
-    if sidecar.is_file() and output.is_file():
+    sidecar, partial = sidecar_path(output), partial_path(output)
+    if sidecar.is_file() and partial.is_file():
         try:
             state = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             state = {}
         if state.get("fingerprint") == fingerprint:
-            partial = read_mrc(output).data
-            if partial.shape == shape:
-                return np.array(partial, dtype=np.float32), set(state.get("done", []))
+            try:
+                data = read_mrc(partial).data
+            except FaketError:
+                data = None  # a damaged partial file only costs the work again
+            if data is not None and data.shape == shape:
+                return np.array(data, dtype=np.float32), set(state.get("done", []))
     if output.exists() and not overwrite:
         raise FaketError(f"{output} already exists; pass --overwrite to replace it")
     sidecar.unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
     return np.zeros(shape, dtype=np.float32), set()
 
 
@@ -130,7 +147,7 @@ def _cached_reference(path: Path, style: np.ndarray, net, settings, progress) ->
 
 def _checkpoint(output, result, voxel, fingerprint, selected, done) -> None:
     # Data first, then the sidecar: if we die in between, the sidecar under-reports.
-    write_mrc(output, result, voxel)
+    write_mrc(partial_path(output), result, voxel, stack=True)
     state = {"fingerprint": fingerprint, "tilts": selected, "done": sorted(done)}
     write_text_atomic(sidecar_path(output), json.dumps(state))
 
@@ -152,6 +169,7 @@ def style_transfer_files(
     batch_size: int | None = None,
     memory_budget: int | None = None,
     style_cache: str | Path | None = None,
+    voxel_size: float | None = None,
     **overrides,
 ) -> Path:
     """Stylise MRC tilt series into ``output`` (see :func:`faket.style.style_transfer`).
@@ -159,7 +177,9 @@ def style_transfer_files(
     Parameters
     ----------
     content, style, init : path
-        MRC tilt series ``(n_tilts, Y, X)`` of equal shape.
+        MRC/EM tilt series ``(n_tilts, Y, X)``: content and init of equal shape, the
+        style with as many tilts (its pixel size and image size are matched to the
+        content's, see :mod:`faket.style.matching`).
     output : path
         Output MRC; gets the content's pixel size. Holds the selected tilts in order.
     weights, settings, device, seed, batch_size, memory_budget, progress, **overrides
@@ -174,6 +194,8 @@ def style_transfer_files(
         File of the style stack's Gram matrices (:class:`StyleReference`): used when it
         matches the style stack, weights and settings, else (re)computed for all tilts
         and written, so further tomograms styled by the same stack skip that work.
+    voxel_size : float, optional
+        The content's pixel size in Å, instead of its header's.
 
     Returns
     -------
@@ -182,14 +204,8 @@ def style_transfer_files(
     """
     settings = _with_overrides(settings, overrides)
     output = Path(output)
-    stacks = [read_mrc(path, ndim=3) for path in (content, style, init)]
-    shapes = [s.data.shape for s in stacks]
-    if len(set(shapes)) != 1:
-        raise FaketError(
-            f"content, style and init shapes differ ({', '.join(map(str, shapes))}); "
-            "style tilt i styles content tilt i, so all three need the same tilts and size"
-        )
-    n_tilts = shapes[0][0]
+    arrays, voxel = _read_stacks(Path(content), Path(style), Path(init), voxel_size)
+    n_tilts = arrays[0].shape[0]
     selected = parse_tilts(tilts, n_tilts) if isinstance(tilts, str | None) else list(tilts)
     device = select_device(device)
     net = build_feature_net(
@@ -200,13 +216,11 @@ def style_transfer_files(
         device=device,
         progress=progress,
     )
-    arrays = [s.data for s in stacks]
     fingerprint = _fingerprint(settings, net.weights_id, selected, arrays)
     shape = (len(selected), *arrays[0].shape[1:])
     result, done = _resume(output, fingerprint, shape, overwrite)
     position = {tilt: i for i, tilt in enumerate(selected)}
     remaining = [t for t in selected if t not in done]
-    voxel = stacks[0].voxel_size
     if remaining:
         style_input = arrays[1]
         if style_cache is not None:
@@ -223,13 +237,42 @@ def style_transfer_files(
             memory_budget=memory_budget,
             progress=progress,
         )
-        last = time.monotonic()
-        for tilt, image in parts:
-            result[position[tilt]] = image
-            done.add(tilt)
-            if time.monotonic() - last >= checkpoint_seconds and len(done) < len(selected):
+        last, saved = time.monotonic(), len(done)
+        try:
+            for tilt, image in parts:
+                result[position[tilt]] = image
+                done.add(tilt)
+                if time.monotonic() - last >= checkpoint_seconds and len(done) < len(selected):
+                    _checkpoint(output, result, voxel, fingerprint, selected, done)
+                    last, saved = time.monotonic(), len(done)
+        except KeyboardInterrupt:
+            if len(done) > saved:  # keep what was finished since the last checkpoint
                 _checkpoint(output, result, voxel, fingerprint, selected, done)
-                last = time.monotonic()
-    write_mrc(output, result, voxel)
+            raise
+    write_mrc(output, result, voxel, overwrite=True, stack=True)
     sidecar_path(output).unlink(missing_ok=True)
+    partial_path(output).unlink(missing_ok=True)
     return output
+
+
+def _read_stacks(content: Path, style: Path, init: Path, voxel_size: float | None):
+    """Content, matched style and init stacks, and the output's pixel size (Å)."""
+    stacks = {name: read_mrc(path, ndim=3) for name, path in
+              (("content", content), ("style", style), ("init", init))}  # fmt: skip
+    shape = stacks["content"].data.shape
+    if stacks["init"].data.shape != shape:
+        raise FaketError(
+            f"content {shape} and init {stacks['init'].data.shape} tilt series differ in "
+            "shape; the init (FakET: NOISY) must be made from the same projections"
+        )
+    if stacks["style"].data.shape[0] != shape[0]:
+        raise FaketError(
+            f"the style stack has {stacks['style'].data.shape[0]} tilts but the content "
+            f"has {shape[0]}; style tilt i styles content tilt i, so pass a style tilt "
+            "series of the same tilt scheme"
+        )
+    voxel = voxel_size if voxel_size is not None else stacks["content"].voxel_size
+    matched, note = match_style(stacks["style"].data, stacks["style"].voxel_size, shape[1:], voxel)
+    if note is not None:
+        warnings.warn(f"{style}: {note}", RuntimeWarning, stacklevel=3)
+    return [stacks["content"].data, matched, stacks["init"].data], voxel

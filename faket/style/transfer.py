@@ -47,7 +47,7 @@ and ~20% of a 1024x1024 one on a 2-core CPU (~40% of a straightforward implement
 Precision: ``fp32`` (default; TF32 switched off on NVIDIA GPUs), ``tf32`` (NVIDIA only),
 ``bf16`` or ``fp16`` (autocast for VGG layers from ``reduced_from`` = conv3_1 on; the
 content path, Gram matrices, losses, Adam and the iterate stay float32), or ``mixed``
-(bf16 on a CPU with native bfloat16, else fp32; fp16 on GPUs). bf16 changes the update
+(bf16 where the CPU or GPU has it, else fp32 on CPUs, fp16 on GPUs). bf16 changes the update
 direction at ~0.05% of pixels (benchmark script) and makes a CPU with AVX-512 BF16 about
 1.6x faster; on CPUs without it (AVX2 only) bfloat16 is emulated and ~10x slower, so
 ``mixed`` uses fp32 there and an explicit ``bf16`` warns.

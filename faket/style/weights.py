@@ -329,7 +329,11 @@ def load_state_dict_file(path: str | Path, last_layer: int = 29) -> dict[str, to
             # Files in the pre-1.6 (non-zip) format cannot be memory-mapped.
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file
-        raise FaketError(f"{path} is not a readable PyTorch state-dict file ({error})") from error
+        # Not torch's own message: it is several lines of advice about weights_only.
+        raise FaketError(
+            f"{path} is not a readable PyTorch state-dict file ({type(error).__name__}); "
+            "pass a torchvision vgg19 state dict saved with torch.save"
+        ) from None
     raw = _unwrap(raw, path)
     out = {}
     for index, cin, cout in conv_indices(last_layer):

@@ -1,0 +1,234 @@
+"""The paper's modality comparison (Table 1), judged twice and with honest intervals.
+
+For every training modality and seed, two judges train on the modality's reconstructions
+of the training tomograms and are tested on the BENCHMARK reconstruction of the test
+tomogram:
+
+- ``deepfinder``: the DeepFinder-style picker (:mod:`faket.evaluation.experiment`),
+  scored with the SHREC 2021 metrics and the CZII F-beta;
+- ``classify``: the subtomogram classifier (:mod:`faket.evaluation.classify`).
+
+Runs are resumable (a run with ``test/scores.json`` is read back). DeepFinder runs are
+re-scored from their saved predictions with the experiment's scoring settings, so the
+tables always use one convention. The summary (:mod:`faket.evaluation.table`) gives
+every number as mean over seeds, seed spread and a 95 % hierarchical bootstrap interval
+(:mod:`faket.evaluation.statistics`), paired differences between modalities, the data
+cost of each modality and the stability of the ranking across seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from faket.errors import FaketError
+from faket.evaluation.classify import ClassifyConfig, classify_on_dataset, load_classify_data
+from faket.evaluation.data import dataset_split
+from faket.evaluation.experiment import RunRecord, deepfinder_runs
+from faket.evaluation.report import scores_dict
+from faket.evaluation.scoring import GroundTruth, Scores, load_truth, score
+from faket.evaluation.table import summarise, write_tables
+from faket.evaluation.training import TrainConfig
+from faket.io import write_text_atomic
+
+#: The judges, in the order they run.
+JUDGES = ("deepfinder", "classify")
+#: Paired differences ``a - b`` reported whenever both modalities were trained. Add pairs
+#: here (or pass ``differences``) for new modalities.
+DEFAULT_DIFFERENCES: tuple[tuple[str, str], ...] = (
+    ("faket", "baseline"),
+    ("faket", "benchmark"),
+    ("noisy", "baseline"),
+    ("spectral", "baseline"),
+    ("faket_spectral", "baseline"),
+    ("faket_spectral", "faket"),
+)
+SETTINGS_FILE = "experiment_config.json"
+CLASSIFY_FOLDER = "classify"
+
+
+@dataclass
+class ClassifyRecord:
+    """One trained classifier of an experiment: its test scores and per-box predictions."""
+
+    modality: str
+    seed: int
+    best_epoch: int
+    scores: dict
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+
+
+@dataclass
+class DeepFinderRun:
+    """A DeepFinder run re-scored on the test tomogram, with what the bootstrap needs."""
+
+    record: RunRecord
+    scores: Scores
+    predictions: pd.DataFrame
+
+
+@dataclass
+class ExperimentRuns:
+    """Everything the summary is made from."""
+
+    seeds: list[int]
+    deepfinder: list[DeepFinderRun] = field(default_factory=list)
+    classify: list[ClassifyRecord] = field(default_factory=list)
+    truth: GroundTruth | None = None
+
+
+def parse_difference(text: str) -> tuple[str, str]:
+    """``"faket-baseline"`` -> ``("faket", "baseline")`` (modality names have no ``-``)."""
+    parts = text.split("-")
+    if len(parts) != 2 or not all(parts):
+        raise FaketError(f"difference {text!r}: write it as MODALITY-MODALITY, e.g. faket-baseline")
+    return parts[0], parts[1]
+
+
+def classify_runs(
+    dataset_dir: str | os.PathLike[str],
+    results: Path,
+    modalities: Sequence[str],
+    seeds: Sequence[int],
+    config: ClassifyConfig,
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> list[ClassifyRecord]:
+    """Train (or read back) one classifier per modality and seed, in
+    ``RESULTS/classify/MODALITY/seed_N/``; boxes are loaded once per modality and the
+    test boxes once for the whole experiment."""
+    records, test = [], None
+    for modality in modalities:
+        data = None
+        for seed in seeds:
+            run_dir = results / CLASSIFY_FOLDER / modality / f"seed_{seed}"
+            if not (run_dir / "test" / "scores.json").is_file():
+                if data is None:
+                    data = load_classify_data(dataset_dir, modality, config, test=test)
+                    test = data.test
+                run_dir.mkdir(parents=True, exist_ok=True)
+                if log:
+                    log(f"classifier: training {modality}, seed {seed}")
+                classify_on_dataset(
+                    dataset_dir,
+                    modality,
+                    config.model_copy(update={"seed": seed}),
+                    run_dir,
+                    data=data,
+                    overwrite=True,
+                    progress=progress,
+                )
+            records.append(read_classify_run(run_dir, modality, seed))
+    return records
+
+
+def read_classify_run(run_dir: Path, modality: str, seed: int) -> ClassifyRecord:
+    """A finished classification run's scores, per-box predictions and history."""
+    scores = json.loads((run_dir / "test" / "scores.json").read_text(encoding="utf-8"))
+    predictions = pd.read_csv(run_dir / "test" / "predictions.csv", keep_default_na=False)
+    history = pd.read_csv(run_dir / "history.csv")
+    best = int(history.loc[history["best"].astype(bool), "epoch"].iloc[-1])
+    return ClassifyRecord(modality, seed, best, scores, predictions, history)
+
+
+def rescore(records: Sequence[RunRecord], truth: GroundTruth, config: TrainConfig) -> list:
+    """Score every run's saved test predictions again with ``config``'s exclusions and
+    convention (the numbers of runs made with other settings, or before the CZII metric
+    existed, then agree with the rest)."""
+    from faket.io import read_particles
+
+    runs = []
+    for record in records:
+        predictions = read_particles(record.run_dir / "test" / "predictions.csv")
+        scores = score(
+            predictions,
+            truth,
+            exclude=config.exclude,
+            exclusion_convention=config.exclusion_convention,
+        )
+        record.scores = scores_dict(scores)
+        record.confusion = scores.confusion
+        runs.append(DeepFinderRun(record, scores, predictions))
+    return runs
+
+
+def run_experiment(
+    dataset_dir: str | os.PathLike[str],
+    results_dir: str | os.PathLike[str],
+    modalities: Sequence[str],
+    seeds: int | Sequence[int],
+    config: TrainConfig,
+    *,
+    judges: Sequence[str] = JUDGES,
+    classify_settings: ClassifyConfig | None = None,
+    differences: Sequence[tuple[str, str]] = DEFAULT_DIFFERENCES,
+    replicates: int = 2000,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Train and test every judge on every modality and seed; write the tables and figures.
+
+    Writes ``experiment_config.json`` (these settings) first, then the runs, then
+    ``table.md``, ``table.json``, ``f1_by_modality.png`` and (DeepFinder) ``table.csv``,
+    ``table.txt``, ``per_class_f1.csv/.png``, ``validation_curves.png`` and
+    ``confusion_MODALITY.png``.
+
+    Returns
+    -------
+    dict
+        The content of ``table.json`` (see :func:`faket.evaluation.table.summarise`).
+    """
+    unknown = [j for j in judges if j not in JUDGES]
+    if unknown or not judges:
+        raise FaketError(
+            f"unknown judge {unknown[0] if unknown else ''!r}; use deepfinder, classify"
+        )
+    results = Path(results_dir)
+    if not results.parent.is_dir():
+        raise FaketError(f"cannot write {results}: folder {results.parent} does not exist")
+    if results.exists() and not results.is_dir():
+        raise FaketError(f"{results} is a file; pass a folder for the results")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list or not modalities:
+        raise FaketError("the experiment needs at least one modality and one seed")
+    classify_settings = classify_settings or ClassifyConfig(device=config.device)
+    split = dataset_split(dataset_dir)
+    results.mkdir(exist_ok=True)
+    settings = {
+        "dataset": str(Path(dataset_dir).resolve()),
+        "modalities": list(modalities),
+        "seeds": seed_list,
+        "judges": list(judges),
+        "replicates": replicates,
+        "differences": [f"{a}-{b}" for a, b in differences],
+        "deepfinder": config.model_dump(mode="json"),
+        "classify": classify_settings.model_dump(mode="json"),
+    }
+    write_text_atomic(results / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
+    runs = ExperimentRuns(seed_list)
+    if "deepfinder" in judges:
+        records = deepfinder_runs(
+            dataset_dir, results, modalities, seed_list, config, progress=progress, log=log
+        )
+        runs.truth = load_truth(split.test)
+        runs.deepfinder = rescore(records, runs.truth, config)
+    if "classify" in judges:
+        runs.classify = classify_runs(
+            dataset_dir,
+            results,
+            modalities,
+            seed_list,
+            classify_settings,
+            progress=progress,
+            log=log,
+        )
+    summary = summarise(runs, dataset_dir, config, differences=differences, replicates=replicates)
+    write_tables(results, runs, summary)
+    return summary
