@@ -2,13 +2,13 @@
 
 Usage::
 
-    python benchmarks/bench_copick.py                   # builds a `small` dataset first (~3 min)
+    python benchmarks/bench_copick.py                   # builds a `small` dataset first
     python benchmarks/bench_copick.py --dataset data/   # an existing dataset (faket run)
     python benchmarks/bench_copick.py --keep /tmp/small # build once, reuse on the next call
 
 Each measurement runs in a fresh interpreter, sides interleaved, ``--repeats`` times
 (median kept); modules are imported before the clock starts (their one-time cost is
-reported apart, as ``import``):
+reported apart, on the table's last line):
 
 - ``MRC files (peer)``: :func:`faket.io.write_mrc` of exactly what the export carries --
   every reconstruction, the class mask and the occupancy mask of every tomogram -- from

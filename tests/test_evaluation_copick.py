@@ -50,11 +50,16 @@ def test_copick_truth_scores_like_the_tomogram_folder(project):
     loaded = copick_truth(config, "tomo_002")
     assert loaded.voxel_size == 1.0 and loaded.instance_source == "segmentation"
     assert len(loaded.truth.particles) == len(folder_truth.particles) == 8
-    for predictions in (folder_truth.particles, _perturbed(folder_truth.particles)):
+    shifted = folder_truth.particles.copy()
+    shifted["x"] += 1.5  # beyond half the small radius (1.25 Å), within half the big (2 Å)
+    for predictions in (folder_truth.particles, _perturbed(folder_truth.particles), shifted):
         a, b = score(predictions, folder_truth), score(predictions, loaded.truth)
         assert b.localization_f1 == pytest.approx(a.localization_f1)
         assert b.classification_f1_macro == pytest.approx(a.classification_f1_macro)
         assert b.per_class_f1 == pytest.approx(a.per_class_f1)
+        assert b.czii_fbeta is not None
+        assert b.czii_fbeta == pytest.approx(a.czii_fbeta)
+    assert score(shifted, loaded.truth).czii_fbeta == pytest.approx(0.5)  # small 0, big 1
     assert score(folder_truth.particles, loaded.truth).localization_f1 == 1.0
     perturbed = score(_perturbed(folder_truth.particles), loaded.truth)
     assert 0 < perturbed.localization_recall < 1
@@ -135,17 +140,20 @@ def test_trained_model_scores_a_copick_run_end_to_end(project, tmp_path, capsys)
             tmp_path / "s_copick",
         ]
     )
-    assert "instances from segmentation" in capsys.readouterr().err
+    printed = capsys.readouterr().err
+    assert "instances from segmentation" in printed
     folder_scores, copick_scores = (
         json.loads((tmp_path / s / "scores.json").read_text()) for s in ("s_folder", "s_copick")
     )
-    for key in ("localization_f1", "classification_f1_macro", "n_predictions", "n_ground_truth"):
+    keys = ("localization_f1", "classification_f1_macro", "czii_fbeta", "n_predictions")
+    for key in (*keys, "n_ground_truth"):
         assert copick_scores[key] == pytest.approx(folder_scores[key])
+    assert f"CZII F-beta {copick_scores['czii_fbeta']:.4f}" in printed
     assert copick_scores["n_ground_truth"] == 8
 
 
-def _portal_like_project(folder, radius_A: float = 2.0):
-    """A project as the Data Portal gives one: a tomogram and points, no masks."""
+def _portal_like_project(folder, radius_A: float = 2.0, voxel_size: float = 1.0):
+    """A project as the Data Portal gives one: a tomogram and points (Å), no masks."""
     tomogram = synthetic_tomogram(4)
     objects = cp.pickable_objects(
         pd.DataFrame(
@@ -159,8 +167,8 @@ def _portal_like_project(folder, radius_A: float = 2.0):
     )
     root = cp.new_project(folder / "c.json", folder, objects, name="portal")
     run = root.new_run("TS_5_4")
-    cpw.write_tomogram(run, "wbp", tomogram.volume, 1.0, levels=1)
-    xyz = tomogram.particles[["x", "y", "z"]].to_numpy()
+    cpw.write_tomogram(run, "wbp", tomogram.volume, voxel_size, levels=1)
+    xyz = tomogram.particles[["x", "y", "z"]].to_numpy() * voxel_size
     for name in ("small", "big"):
         rows = (tomogram.particles["class_name"] == name).to_numpy()
         for user in ("data-portal", "curation"):
@@ -208,3 +216,27 @@ def test_score_cli_copick_errors(tmp_path, capsys):
     assert json.loads((tmp_path / "s" / "scores.json").read_text())["localization_f1"] == 1.0
     assert len(read_particles(tmp_path / "p.txt")) == len(tomogram.particles)
     assert copick.from_file(str(config)).get_run("TS_5_4") is not None
+
+
+def test_czii_on_a_copick_run_measures_in_angstrom(tmp_path, capsys):
+    """At 10 Å per voxel, a 1.5-voxel (15 Å) offset misses the small class (radius 20 Å,
+    threshold 10 Å) and hits the big one (40 Å, threshold 20 Å); read as Å it would hit both."""
+    config, tomogram = _portal_like_project(tmp_path, radius_A=20.0, voxel_size=10.0)
+    truth = copick_truth(config, "TS_5_4", user_id="curation").truth
+    assert truth.voxel_size == 10.0
+    key = ["class_name", "x", "y", "z"]
+    tables = (truth.particles, tomogram.particles)
+    read, written = (t[key].sort_values(key).to_numpy() for t in tables)
+    np.testing.assert_array_equal(read[:, 0], written[:, 0])
+    np.testing.assert_allclose(read[:, 1:].astype(float), written[:, 1:].astype(float))
+    shifted = tomogram.particles.copy()
+    shifted["x"] += 1.5
+    scores = score(shifted, truth)
+    assert scores.czii.per_class.loc["small", ["tp", "fp", "fn"]].tolist() == [0, 4, 4]
+    assert scores.czii.per_class.loc["big", ["tp", "fp", "fn"]].tolist() == [4, 0, 0]
+    assert scores.czii_fbeta == pytest.approx(0.5)
+    write_shrec_particles(tmp_path / "p.txt", shifted)
+    _run(["evaluate", "score", tmp_path / "p.txt", "--truth", config, "--run", "TS_5_4",
+          "--user-id", "curation", "-o", tmp_path / "s"])  # fmt: skip
+    printed = capsys.readouterr().err
+    assert "CZII F-beta 0.5000" in printed and "localization F1 1.0000" in printed
