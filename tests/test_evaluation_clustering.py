@@ -77,3 +77,21 @@ def test_tree_windows_equal_dense_windows(seed, monkeypatch) -> None:
         for k in np.unique(found)
     )
     assert grouped == whole
+
+
+def test_suppression_radius_merges_a_split_particle_but_not_two_particles() -> None:
+    from faket.evaluation.clustering import cluster
+
+    # One particle of radius 8 segmented as two blobs 6 voxels apart (a split), and a
+    # second particle 20 voxels away. Bandwidth 2: mean shift finds three clusters.
+    labels = np.zeros((40, 40, 60), np.int64)
+    z, y, x = np.indices(labels.shape)
+    for centre, radius in (((20, 20, 14), 2.5), ((20, 20, 20), 2.0), ((20, 20, 40), 2.5)):
+        inside = (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius**2
+        labels[inside] = 1
+    plain = cluster(labels, ["p"], bandwidth=2.0)
+    assert len(plain) == 3
+    merged = cluster(labels, ["p"], bandwidth=2.0, suppression_radius=8.0)
+    assert len(merged) == 2
+    # The larger blob of the split particle is kept, the distant particle too.
+    assert sorted(np.round(merged["x"]).astype(int)) == [14, 40]

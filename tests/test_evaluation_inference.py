@@ -189,8 +189,11 @@ def test_segmentation_batches_follow_free_gpu_memory(monkeypatch):
     per_patch = 4 * 256 * 64**3  # bytes of one 64-voxel patch's activations
     # Half of the free memory is the budget: 4 GiB / 256 MiB = 16 patches.
     assert segment_batch_size(64, 1000, cuda) == 16
+    free["bytes"] = 12 * 1024**3
+    assert segment_batch_size(64, 1000, cuda) == 24  # 6 GiB / 256 MiB
     free["bytes"] = 80 * 1024**3
-    assert segment_batch_size(64, 1000, cuda) == 160
+    # 160 patches would fit, but no tensor may exceed 2**31 elements: 31 patches of 64^3.
+    assert segment_batch_size(64, 1000, cuda) == 31
     assert segment_batch_size(64, 20, cuda) == 20  # never more than there are patches
     free["bytes"] = per_patch  # nearly full: one patch at a time, never zero
     assert segment_batch_size(64, 1000, cuda) == 1

@@ -111,8 +111,12 @@ def test_validation_picks_the_best_epoch_and_run_files_are_written(tmp_path):
     assert best.info["epoch"] == result.best_epoch
     # Issue 16: the picking settings validation used travel with the model, so that
     # evaluate predict/locate reproduce the scores training reports.
-    assert best.clustering == {"mode": "per_class", "bandwidth_scale": 1.0,
-                               "min_size_fraction": 0.1}  # fmt: skip
+    assert best.clustering == {
+        "mode": "per_class",
+        "bandwidth_scale": 1.0,
+        "min_size_fraction": 0.1,
+        "suppression_scale": None,
+    }
     for p, q in zip(best.network.parameters(), result.model.network.parameters(), strict=True):
         assert torch.equal(p.cpu(), q.detach().cpu())
     assert result.best_scores.classification_f1_macro == pytest.approx(values.max())

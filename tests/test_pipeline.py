@@ -136,8 +136,8 @@ def test_the_weights_used_are_recorded_everywhere(tiny_dataset):
         yaml.safe_load((folder / "dataset_config.yaml").read_text())["nst"]["weights"] == "random"
     )
     entry = json.loads((folder / "tomo_000" / "manifest.json").read_text())["steps"]
-    assert entry["projections_faket"]["weights"] == "random"
-    assert entry["projections_faket"]["threads"] >= 1
+    assert entry["projections_faket"]["info"]["weights"] == "random"
+    assert entry["projections_faket"]["info"]["threads"] >= 1
     assert "weights=random" in (folder / "run_log.csv").read_text()
     assert any(r.details.get("weights") == "random" for r in summary.records)
 

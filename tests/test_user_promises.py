@@ -222,7 +222,7 @@ def test_locate_defaults_to_the_models_settings(monkeypatch, tmp_path):
 
     used = []
 
-    def spy(labels, names, *, bandwidth, min_cluster_size, mode):
+    def spy(labels, names, *, bandwidth, min_cluster_size, mode, **_):
         used.append((mode, bandwidth["a"]))
         return pd.DataFrame(columns=["class_name", "x", "y", "z", "phi", "theta", "psi"])
 

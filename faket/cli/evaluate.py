@@ -362,6 +362,11 @@ _STORED = " [default: the model's, as its training validated with]"
 ClusterScale = typer.Option(
     None, "--bandwidth-scale", help="Mean-shift bandwidth / class radius." + _STORED
 )
+SuppressionScale = typer.Option(
+    None,
+    "--suppression-scale",
+    help="Non-maximum suppression radius / target radius (none: the bandwidth)." + _STORED,
+)
 MinSize = typer.Option(
     None, "--min-size-fraction", help="Min cluster size / class target ball." + _STORED
 )
@@ -390,6 +395,7 @@ def locate_command(
     output: Path = typer.Option(..., "--output", "-o", help="Particle list (.txt, .csv, .star)."),
     bandwidth_scale: float | None = ClusterScale,
     min_size_fraction: float | None = MinSize,
+    suppression_scale: float | None = SuppressionScale,
     clustering: Clustering | None = ModeOption,
     dataset: Path | None = DatasetFrame,
     overwrite: bool = OverwriteOption,
@@ -405,6 +411,7 @@ def locate_command(
         bandwidth_scale=bandwidth_scale,
         min_size_fraction=min_size_fraction,
         mode=clustering.value if clustering else None,
+        suppression_scale=suppression_scale,
     )
     _write_particles(found, output, overwrite)
 
@@ -418,6 +425,7 @@ def predict_command(
     tomo_type: str | None = TomoTypeOption,
     bandwidth_scale: float | None = ClusterScale,
     min_size_fraction: float | None = MinSize,
+    suppression_scale: float | None = SuppressionScale,
     clustering: Clustering | None = ModeOption,
     dataset: Path | None = DatasetFrame,
     device: str = DeviceOption,
@@ -450,6 +458,7 @@ def predict_command(
         bandwidth_scale=bandwidth_scale,
         min_size_fraction=min_size_fraction,
         mode=clustering.value if clustering else None,
+        suppression_scale=suppression_scale,
         device=device,
         progress=not quiet,
     )

@@ -46,6 +46,7 @@ def cluster(
     min_cluster_size: int | dict[str, int] = 1,
     mode: str = "per_class",
     suppress: bool = True,
+    suppression_radius: float | dict[str, float] | None = None,
     max_fraction: float = 0.25,
 ) -> pd.DataFrame:
     """Particles from a label volume by mean-shift clustering.
@@ -61,8 +62,12 @@ def cluster(
         ``joint`` (the original DeepFinder) clusters all particle voxels together with
         the median bandwidth and gives each cluster its most frequent class.
     suppress : in ``per_class`` mode, drop a cluster whose centre lies within the
-        bandwidth of a larger cluster's class from that cluster's centre, so a particle
-        whose voxels carry two classes yields one particle (the larger part's class).
+        suppression radius of a larger cluster's class from that cluster's centre, so a
+        particle whose voxels carry two classes, or that falls apart into two clusters,
+        yields one particle (the larger part's class).
+    suppression_radius : that radius (voxels), one value or per class; default the
+        bandwidth. Two particles' centres are at least the sum of their radii apart, so
+        up to the particle radius no real particle is suppressed.
     max_fraction : a class (or, in ``joint`` mode, all particle voxels) covering more
         than this fraction of the volume is a failed segmentation (an untrained
         network): it is skipped with a warning instead of costing minutes.
@@ -100,7 +105,13 @@ def cluster(
     table = table.sort_values("cluster_size", ascending=False, kind="stable")
     table = table.reset_index(drop=True)
     if mode == "per_class" and suppress:
-        table = _suppress(table, widths)
+        if suppression_radius is None:
+            reach = widths
+        elif isinstance(suppression_radius, dict):
+            reach = {n: float(suppression_radius[n]) for n in names}
+        else:
+            reach = dict.fromkeys(names, float(suppression_radius))
+        table = _suppress(table, reach)
     return table
 
 

@@ -207,7 +207,12 @@ def inference_patch_size(training_patch: int) -> int:
 
 
 #: Picking settings for checkpoints that do not store their own (training's defaults).
-DEFAULT_CLUSTERING = {"mode": "per_class", "bandwidth_scale": 1.0, "min_size_fraction": 0.1}
+DEFAULT_CLUSTERING = {
+    "mode": "per_class",
+    "bandwidth_scale": 1.0,
+    "min_size_fraction": 0.1,
+    "suppression_scale": None,
+}
 
 
 def cluster_settings(model: TrainedModel, **given) -> dict:
@@ -225,6 +230,7 @@ def predict(
     bandwidth_scale: float | None = None,
     min_size_fraction: float | None = None,
     mode: str | None = None,
+    suppression_scale: float | None = None,
     patch_size: int | None = None,
     margin: int | None = None,
     batch_size: int | None = None,
@@ -241,7 +247,9 @@ def predict(
         ground truth's voxels (default: leave them in voxels of ``volume``).
     bandwidth_scale, min_size_fraction : see :func:`default_cluster_settings`.
     mode : clustering mode (see :func:`cluster`).
-        These three default to the settings stored with the model (those its training
+    suppression_scale : non-maximum suppression radius / target radius (``per_class``
+        mode; None: the bandwidth).
+        These four default to the settings stored with the model (those its training
         validated with), else :data:`DEFAULT_CLUSTERING`.
     patch_size : inference patch side (default :func:`inference_patch_size`).
     margin, batch_size, device, progress : see :func:`segment`.
@@ -267,6 +275,7 @@ def predict(
         bandwidth_scale=bandwidth_scale,
         min_size_fraction=min_size_fraction,
         mode=mode,
+        suppression_scale=suppression_scale,
     )
 
 
@@ -278,6 +287,7 @@ def locate(
     bandwidth_scale: float | None = None,
     min_size_fraction: float | None = None,
     mode: str | None = None,
+    suppression_scale: float | None = None,
 ) -> pd.DataFrame:
     """Particles from a label volume with the model's per-class cluster settings.
 
@@ -285,7 +295,8 @@ def locate(
     ----------
     labels : array, shape (Z, Y, X)
         Class per voxel as :func:`segment` returns it (float labels are rounded).
-    model, frame, bandwidth_scale, min_size_fraction, mode : see :func:`predict`.
+    model, frame, bandwidth_scale, min_size_fraction, mode, suppression_scale :
+        see :func:`predict`.
 
     Returns
     -------
@@ -296,8 +307,14 @@ def locate(
     if labels.dtype.kind == "f":
         labels = np.rint(labels).astype(np.int64)
     chosen = cluster_settings(
-        model, bandwidth_scale=bandwidth_scale, min_size_fraction=min_size_fraction, mode=mode
+        model,
+        bandwidth_scale=bandwidth_scale,
+        min_size_fraction=min_size_fraction,
+        mode=mode,
+        suppression_scale=suppression_scale,
     )
+    scale = chosen["suppression_scale"]
+    suppression = None if scale is None else {n: scale * r for n, r in model.radii.items()}
     bandwidth, minimum = default_cluster_settings(
         model,
         bandwidth_scale=chosen["bandwidth_scale"],
@@ -309,6 +326,7 @@ def locate(
         bandwidth=bandwidth,
         min_cluster_size=minimum,
         mode=chosen["mode"],
+        suppression_radius=suppression,
     )
     if frame is not None and len(particles):
         zyx = frame.to_truth(particles[["z", "y", "x"]].to_numpy(np.float64))

@@ -91,6 +91,12 @@ class TrainConfig(BaseModel):
         description="Mean-shift per class + suppression (per_class) or all classes (joint).",
     )
     bandwidth_scale: float = Field(1.0, gt=0, description="Mean-shift bandwidth / class radius.")
+    suppression_scale: float | None = Field(
+        None,
+        gt=0,
+        description="Non-maximum suppression radius / target radius (per_class picking); "
+        "null = the bandwidth. With sphere_scale s, 1/s suppresses within the particle radius.",
+    )
     min_size_fraction: float = Field(
         0.1, ge=0, description="Minimum cluster size as a fraction of the class's target ball."
     )
@@ -299,6 +305,7 @@ def clustering_settings(config: TrainConfig) -> dict:
         "mode": config.clustering,
         "bandwidth_scale": config.bandwidth_scale,
         "min_size_fraction": config.min_size_fraction,
+        "suppression_scale": config.suppression_scale,
     }
 
 
@@ -339,6 +346,7 @@ def predict_and_score(
             bandwidth_scale=config.bandwidth_scale,
             min_size_fraction=config.min_size_fraction,
             mode=config.clustering,
+            suppression_scale=config.suppression_scale,
             patch_size=config.inference_patch_size,
             device=device,
             progress=progress,
