@@ -14,7 +14,13 @@ from faket.io.angles import (
     validate_angles,
     write_tlt,
 )
-from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
+from faket.io.atomic import (
+    atomic_folder,
+    atomic_path,
+    atomic_write,
+    check_target,
+    write_text_atomic,
+)
 from faket.io.image_folder import ImageFolder, read_image_folder
 from faket.io.mrc import (
     SUPPORTED_DTYPES,
@@ -59,6 +65,7 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "ImageFolder",
     "MrcData",
+    "atomic_folder",
     "atomic_path",
     "atomic_write",
     "check_angle_count",

@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel
 
 from faket.errors import FaketError
+from faket.phantom.presets import CZII_PHANTOM, phantom_preset
 from faket.pipeline.config import DatasetConfig, parse_dataset_config
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -67,6 +68,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "phantom": {"shape": (360, 1024, 1024), "voxel_size": 5.0},
         "reconstruction": {"filter": "shrec", "thickness": 360, "post_binning": 2},
     },
+    # The CZII competition's world: six types, 630 x 630 x 184 tomograms at 10 Å (GPU),
+    # written as a copick project as the competition's tools expect.
+    "czii": {
+        "name": "faket czii-like",
+        "n_tomograms": 8,
+        "tilt": {"start": -60.0, "stop": 60.0, "step": 2.0},
+        "phantom": CZII_PHANTOM,
+        "reconstruction": {"filter": "shrec"},
+        "copick": {"enabled": True},
+    },
 }
 
 
@@ -105,10 +116,24 @@ PRESET_REASONS: dict[str, dict[str, str]] = {
 
 
 def preset(name: str) -> DatasetConfig:
-    """The validated config of a named preset (``demo``, ``small``, ``cpu``, ``shrec``)."""
+    """The validated config of a named preset (``demo``, ``small``, ``cpu``, ``shrec``,
+    ``czii`` with its built-in stand-ins; :func:`resolve_preset` looks for atomic models)."""
     if name not in PRESETS:
         raise FaketError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return parse_dataset_config(PRESETS[name], source=f"preset {name}")
+
+
+def resolve_preset(
+    name: str, models: list | tuple = (), *, download: bool = True
+) -> tuple[DatasetConfig, list[str]]:
+    """A preset with its classes resolved where the preset says how (``czii``: atomic
+    models when available, see :func:`faket.phantom.presets.czii_classes`), and notes."""
+    config = preset(name)
+    if name != "czii":
+        return config, []
+    phantom, notes = phantom_preset("czii", models, download=download)
+    data = config.model_dump(mode="json") | {"phantom": phantom}
+    return parse_dataset_config(data, source=f"preset {name}"), notes
 
 
 def commented_yaml(config: DatasetConfig, reasons: dict[str, str] | None = None) -> str:
