@@ -183,3 +183,36 @@ def _classify_settings(folder):
     path = folder / "classify.yaml"
     path.write_text("epochs: 2\nwidths: [4, 8, 8]\nthreads: 1\ndevice: cpu\n")
     return path
+
+
+def test_parallel_runs_give_the_same_models_as_one_after_the_other(tmp_path):
+    import torch
+
+    from faket.evaluation.classify import ClassifyConfig
+    from faket.evaluation.comparison import classify_runs
+    from faket.evaluation.experiment import deepfinder_runs
+    from faket.evaluation.jobs import default_jobs, threads_per_job
+    from faket.evaluation.training import TrainConfig
+
+    dataset = write_dataset(tmp_path / "data")
+    config = TrainConfig(epochs=1, patch_size=16, widths=(4, 4, 4), max_batches=2, device="cpu")
+    boxes = ClassifyConfig(epochs=2, widths=(4, 8, 8), device="cpu")
+    results = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_job(2))  # what each of the 2 jobs gets
+    try:
+        for jobs in (1, 2):
+            folder = tmp_path / f"jobs_{jobs}"
+            found = deepfinder_runs(dataset, folder, ["faket"], [0, 1], config, jobs=jobs)
+            found += classify_runs(dataset, folder, ["faket"], [0, 1], boxes, jobs=jobs)
+            results[jobs] = [
+                (r.modality, r.seed, r.scores, r.history.filter(like="loss").to_numpy().tolist())
+                for r in found
+            ]
+    finally:
+        torch.set_num_threads(threads)
+    # Same seeds, same threads: the same training, loss for loss (and seeds differ).
+    assert len(results[2]) == 4 and results[1] == results[2]
+    assert results[2][0][3] != results[2][1][3] and results[2][2][3] != results[2][3][3]
+    # Never more jobs than runs, and one job on a single run.
+    assert default_jobs("cpu", 1) == 1 and 1 <= default_jobs("cpu", 3) <= 3

@@ -10,7 +10,7 @@ import typer
 from faket.cli._common import require_output
 from faket.io import write_text_atomic
 from faket.pipeline.config import DatasetConfig
-from faket.pipeline.presets import PRESETS, commented_yaml, preset
+from faket.pipeline.presets import PRESET_REASONS, PRESETS, commented_yaml, resolve_preset
 
 config_app = typer.Typer(
     help="Dataset configs: commented starting points and the JSON schema.",
@@ -27,9 +27,20 @@ def init_command(
         None, "--output", "-o", help="Write to this file instead of standard output."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", "-f", help="Replace an existing file."),
+    models: list[Path] | None = typer.Option(
+        None, "--models", help="czii: folder of atomic models (<pdb id>.cif/.pdb) to use."
+    ),
+    offline: bool = typer.Option(False, "--offline", help="czii: do not try to download models."),
 ) -> None:
-    """Print a commented dataset config (YAML) for a preset: demo, small or shrec."""
-    text = commented_yaml(preset(preset_name))
+    """Print a commented dataset config (YAML) for a preset: demo, small, cpu, shrec or czii.
+
+    czii uses each type's atomic model when one is found (--models, the download cache, or
+    RCSB when online) and its built-in stand-in otherwise; stderr says which.
+    """
+    config, notes = resolve_preset(preset_name, models or [], download=not offline)
+    for note in notes:
+        typer.echo(f"faket: {note}", err=True)
+    text = commented_yaml(config, PRESET_REASONS.get(preset_name))
     if output is None:
         typer.echo(text, nl=False)
     else:

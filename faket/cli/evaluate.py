@@ -75,9 +75,41 @@ def output_folder(path: Path, marker: str, overwrite: bool) -> Path:
     return path
 
 
+RunOption = typer.Option(
+    None, "--run", help="Run name, when the truth or the volume is a copick project."
+)
+VoxelSpacingOption = typer.Option(
+    None,
+    "--voxel-spacing",
+    help="copick voxel spacing (Å) of the coordinates (default: the only one).",
+)
+TomoTypeOption = typer.Option(
+    None, "--tomo-type", help="copick tomogram type, e.g. benchmark or wbp (default: the only one)."
+)
+UserOption = typer.Option(
+    None, "--user-id", help="copick truth: whose picks (default: the only owner)."
+)
+SessionOption = typer.Option(None, "--session-id", help="copick truth: which session of theirs.")
+
+
+def is_copick_project(path: Path) -> bool:
+    """A copick config file (``.json``) or a folder holding ``copick_config.json``."""
+    from faket.io.copick import CONFIG_FILE
+
+    return (path.is_file() and path.suffix.lower() == ".json") or (path / CONFIG_FILE).is_file()
+
+
+def _copick_run(run: str | None, source: Path) -> str:
+    if not run:
+        raise FaketError(f"{source} is a copick project; pass --run NAME to choose a run")
+    return run
+
+
 def score_command(
     predictions: Path = typer.Argument(..., help="Predicted particles (.txt SHREC, .csv, .star)."),
-    truth: Path = typer.Option(..., "--truth", "-t", help="Ground-truth tomogram folder."),
+    truth: Path = typer.Option(
+        ..., "--truth", "-t", help="Ground-truth tomogram folder, or a copick project (with --run)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the scores (created)."),
     exclude: list[str] = typer.Option(
         [], "--exclude", help="Classes left out, e.g. --exclude vesicle (several allowed)."
@@ -85,24 +117,50 @@ def score_command(
     convention: Convention = typer.Option(
         Convention.strict, "--exclusion-convention", help=CONVENTION_HELP
     ),
+    run: str | None = RunOption,
+    voxel_spacing: float | None = VoxelSpacingOption,
+    tomo_type: str | None = TomoTypeOption,
+    user_id: str | None = UserOption,
+    session_id: str | None = SessionOption,
     figure: bool = typer.Option(True, "--figure/--no-figure", help="Confusion-matrix PNG."),
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
     """Score predicted particles with the SHREC 2021 metrics and the CZII F-beta.
 
+    The truth is a tomogram folder (coordinates in its voxels) or a copick run (coordinates
+    in voxels of its voxel spacing, as faket evaluate predict writes them for that run).
     CZII (2024-25 object-identification challenge): F-beta with beta = 4 per class, a pick
-    matching an unmatched centre within 0.5 x the class radius (classes.csv radius_A, or
-    diameter_nm x 5 Å), weighted mean over classes (czii_weight, default 1). Writes
-    scores.json, per_class.csv, confusion_matrix.csv, confusion_matrix_normalized.csv,
-    matches.csv, report.txt and confusion_matrix.png.
+    matching an unmatched centre within 0.5 x the class radius (classes.csv radius_A, the
+    copick object's radius, or diameter_nm x 5 Å), weighted mean over classes (czii_weight,
+    default 1). Writes scores.json, per_class.csv, confusion_matrix.csv,
+    confusion_matrix_normalized.csv, matches.csv, report.txt and confusion_matrix.png.
     """
     from faket.evaluation import score, write_scores
     from faket.io import read_particles
 
     particles = read_particles(require_input(predictions))
     output_folder(output, "scores.json", overwrite)
-    scores = score(particles, truth, exclude=exclude, exclusion_convention=convention.value)
+    if is_copick_project(truth):
+        from faket.evaluation.copick import copick_truth
+
+        loaded = copick_truth(
+            truth,
+            _copick_run(run, truth),
+            voxel_size=voxel_spacing,
+            tomo_type=tomo_type,
+            user_id=user_id,
+            session_id=session_id,
+        )
+        if not quiet:
+            echo(
+                f"truth: run {run} at {loaded.voxel_size:g} Å, {len(loaded.truth.particles)} "
+                f"picks, instances from {loaded.instance_source}"
+            )
+        truth_data = loaded.truth
+    else:
+        truth_data = truth
+    scores = score(particles, truth_data, exclude=exclude, exclusion_convention=convention.value)
     write_scores(scores, output, overwrite=overwrite, title=predictions.name, figure=figure)
     if not quiet:
         czii = "n/a" if scores.czii_fbeta is None else f"{scores.czii_fbeta:.4f}"
@@ -359,9 +417,12 @@ def locate_command(
 
 
 def predict_command(
-    volume: Path = typer.Argument(..., help="Tomogram (.mrc)."),
+    volume: Path = typer.Argument(..., help="Tomogram (.mrc), or a copick project (with --run)."),
     model: Path = ModelOption,
     output: Path = typer.Option(..., "--output", "-o", help="Particle list (.txt, .csv, .star)."),
+    run: str | None = RunOption,
+    voxel_spacing: float | None = VoxelSpacingOption,
+    tomo_type: str | None = TomoTypeOption,
     bandwidth_scale: float | None = ClusterScale,
     min_size_fraction: float | None = MinSize,
     suppression_scale: float | None = SuppressionScale,
@@ -371,11 +432,24 @@ def predict_command(
     quiet: bool = QuietOption,
     overwrite: bool = OverwriteOption,
 ) -> None:
-    """Segment a tomogram and pick its particles (segment + locate in one step)."""
+    """Segment a tomogram and pick its particles (segment + locate in one step).
+
+    From a copick run, the coordinates are voxels of the tomogram's voxel spacing: score
+    them with faket evaluate score --truth PROJECT --run NAME.
+    """
     from faket.evaluation import load_model, predict
     from faket.io import read_mrc
 
-    data = read_mrc(require_input(volume), ndim=3).data
+    if is_copick_project(volume):
+        from faket.evaluation.copick import copick_volume
+
+        data, size, kind = copick_volume(
+            volume, _copick_run(run, volume), tomo_type=tomo_type, voxel_size=voxel_spacing
+        )
+        if not quiet:
+            echo(f"tomogram: run {run}, {kind} at {size:g} Å, shape {data.shape}")
+    else:
+        data = read_mrc(require_input(volume), ndim=3).data
     trained = load_model(model)
     found = predict(
         data,

@@ -61,6 +61,13 @@ def experiment_command(
         help="Extra paired differences A-B (several allowed); faket-baseline, "
         "faket-benchmark and noisy-baseline are always reported when both were trained.",
     ),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        min=1,
+        help="Runs trained at once, in separate processes (default: one per CPU core, "
+        "memory allowing, one torch thread each; 1 on a GPU).",
+    ),
     device: str = DeviceOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -105,6 +112,7 @@ def experiment_command(
         classify_settings=classifier,
         differences=pairs,
         replicates=replicates,
+        jobs=jobs,
         progress=not quiet,
         log=None if quiet else echo,
     )

@@ -59,6 +59,8 @@ COMMAND_MODULES = {
     "segment": "evaluate",
     "locate": "evaluate",
     "experiment": "experiment",
+    "export": "export",
+    "weights": "weights",
 }
 _registered: set[str] = set()
 

@@ -86,6 +86,18 @@ def phantom_command(
     config: Path | None = typer.Option(
         None, "--config", help="YAML/JSON file of phantom settings; options override it."
     ),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="A ready-made world: czii (the six CZII types, 630 x 630 x 184 voxels at 10 Å); "
+        "the config file and options override it.",
+    ),
+    models: list[Path] | None = typer.Option(
+        None, "--models", help="Folder of atomic models (<pdb id>.cif/.pdb) for --preset czii."
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="--preset czii: do not try to download atomic models."
+    ),
     plot: bool = typer.Option(False, "--plot", help="Also write grandmodel.png, classes.png."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache templates on disk."),
     device: str = DeviceOption,
@@ -101,11 +113,12 @@ def phantom_command(
     from faket.phantom import check_folder, make_grand_model, parse_config, write_grand_model
     from faket.phantom.classes import with_map_options
 
-    loaded = _load_settings(config)
+    base = _preset_settings(preset, models or [], offline, quiet)
+    loaded = base | _load_settings(config)
     class_entries = _class_list(classes)
     if map_voxel_size is not None or invert is not None:
-        base = class_entries or loaded.get("classes") or ["builtin"]
-        class_entries = with_map_options(base, map_voxel_size, invert)
+        entries = class_entries or loaded.get("classes") or ["builtin"]
+        class_entries = with_map_options(entries, map_voxel_size, invert)
     settings = parse_config(
         loaded,
         shape=shape,
@@ -129,6 +142,20 @@ def phantom_command(
     if not quiet:
         short = f"; could not place {model.unplaced}" if model.unplaced else ""
         typer.echo(f"wrote {output}: {len(model.particles)} objects{short}", err=True)
+
+
+def _preset_settings(name: str | None, models: list[Path], offline: bool, quiet: bool) -> dict:
+    if name is None:
+        if models:
+            raise FaketError("--models needs --preset czii (or name the files in --classes)")
+        return {}
+    from faket.phantom.presets import phantom_preset
+
+    settings, notes = phantom_preset(name, models, download=not offline)
+    if not quiet:
+        for note in notes:
+            typer.echo(f"faket: {note}", err=True)
+    return settings
 
 
 def _plot(model, folder: Path) -> None:

@@ -94,6 +94,12 @@ def parse_difference(text: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+def classify_run(dataset_dir: str, modality: str, config: dict, run_dir: str) -> None:
+    """One classifier run in a worker process: train, test, write ``run_dir``."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    classify_on_dataset(dataset_dir, modality, ClassifyConfig(**config), run_dir, overwrite=True)
+
+
 def classify_runs(
     dataset_dir: str | os.PathLike[str],
     results: Path,
@@ -101,35 +107,52 @@ def classify_runs(
     seeds: Sequence[int],
     config: ClassifyConfig,
     *,
+    jobs: int = 1,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[ClassifyRecord]:
     """Train (or read back) one classifier per modality and seed, in
-    ``RESULTS/classify/MODALITY/seed_N/``; boxes are loaded once per modality and the
-    test boxes once for the whole experiment."""
-    records, test = [], None
-    for modality in modalities:
-        data = None
-        for seed in seeds:
-            run_dir = results / CLASSIFY_FOLDER / modality / f"seed_{seed}"
-            if not (run_dir / "test" / "scores.json").is_file():
-                if data is None:
-                    data = load_classify_data(dataset_dir, modality, config, test=test)
-                    test = data.test
-                run_dir.mkdir(parents=True, exist_ok=True)
-                if log:
-                    log(f"classifier: training {modality}, seed {seed}")
-                classify_on_dataset(
-                    dataset_dir,
-                    modality,
-                    config.model_copy(update={"seed": seed}),
-                    run_dir,
-                    data=data,
-                    overwrite=True,
-                    progress=progress,
-                )
-            records.append(read_classify_run(run_dir, modality, seed))
-    return records
+    ``RESULTS/classify/MODALITY/seed_N/``; with ``jobs`` 1 boxes are loaded once per
+    modality and the test boxes once for the whole experiment, with more the runs are
+    spread over processes (:mod:`faket.evaluation.jobs`)."""
+    from faket.evaluation.jobs import run_jobs
+
+    folder = results / CLASSIFY_FOLDER
+    pairs = [(m, s, folder / m / f"seed_{s}") for m in modalities for s in seeds]
+    pending = [p for p in pairs if not (p[2] / "test" / "scores.json").is_file()]
+    if jobs > 1 and len(pending) > 1:
+        # Each process is one run: one thread, whatever the settings say.
+        single = config.model_copy(update={"threads": None})
+        tasks = [
+            {
+                "dataset_dir": str(dataset_dir),
+                "modality": m,
+                "config": single.model_copy(update={"seed": s}).model_dump(mode="json"),
+                "run_dir": str(run_dir),
+            }
+            for m, s, run_dir in pending
+        ]
+        labels = [f"classifier {m}, seed {s}" for m, s, _ in pending]
+        run_jobs(classify_run, tasks, jobs, labels=labels, log=log)
+    else:
+        data, data_modality, test = None, None, None
+        for modality, seed, run_dir in pending:
+            if data is None or data_modality != modality:
+                data = load_classify_data(dataset_dir, modality, config, test=test)
+                data_modality, test = modality, data.test
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if log:
+                log(f"classifier: training {modality}, seed {seed}")
+            classify_on_dataset(
+                dataset_dir,
+                modality,
+                config.model_copy(update={"seed": seed}),
+                run_dir,
+                data=data,
+                overwrite=True,
+                progress=progress,
+            )
+    return [read_classify_run(run_dir, m, s) for m, s, run_dir in pairs]
 
 
 def read_classify_run(run_dir: Path, modality: str, seed: int) -> ClassifyRecord:
@@ -162,6 +185,20 @@ def rescore(records: Sequence[RunRecord], truth: GroundTruth, config: TrainConfi
     return runs
 
 
+def _jobs(jobs: int | None, device: str, folder: Path, modalities, seeds) -> int:
+    """``jobs``, or (None) :func:`faket.evaluation.jobs.default_jobs` for the runs left."""
+    if jobs is not None:
+        return jobs
+    from faket.evaluation.jobs import default_jobs
+
+    pending = sum(
+        not (folder / m / f"seed_{s}" / "test" / "scores.json").is_file()
+        for m in modalities
+        for s in seeds
+    )
+    return default_jobs(device, pending)
+
+
 def run_experiment(
     dataset_dir: str | os.PathLike[str],
     results_dir: str | os.PathLike[str],
@@ -173,6 +210,7 @@ def run_experiment(
     classify_settings: ClassifyConfig | None = None,
     differences: Sequence[tuple[str, str]] = DEFAULT_DIFFERENCES,
     replicates: int = 2000,
+    jobs: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict:
@@ -218,7 +256,14 @@ def run_experiment(
     runs = ExperimentRuns(seed_list)
     if "deepfinder" in judges:
         records = deepfinder_runs(
-            dataset_dir, results, modalities, seed_list, config, progress=progress, log=log
+            dataset_dir,
+            results,
+            modalities,
+            seed_list,
+            config,
+            jobs=_jobs(jobs, config.device, results, modalities, seed_list),
+            progress=progress,
+            log=log,
         )
         runs.truth = load_truth(split.test)
         runs.deepfinder = rescore(records, runs.truth, config)
@@ -229,6 +274,9 @@ def run_experiment(
             modalities,
             seed_list,
             classify_settings,
+            jobs=_jobs(
+                jobs, classify_settings.device, results / CLASSIFY_FOLDER, modalities, seed_list
+            ),
             progress=progress,
             log=log,
         )

@@ -166,6 +166,12 @@ class RunRecord:
     run_dir: Path | None = None
 
 
+def train_run(dataset_dir: str, modality: str, config: dict, run_dir: str) -> None:
+    """One experiment run in a worker process: train, test, write ``run_dir``."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    train_on_dataset(dataset_dir, modality, TrainConfig(**config), run_dir, overwrite=True)
+
+
 def deepfinder_runs(
     dataset_dir: str | os.PathLike[str],
     results: Path,
@@ -173,37 +179,52 @@ def deepfinder_runs(
     seeds: Sequence[int],
     config: TrainConfig,
     *,
+    jobs: int = 1,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[RunRecord]:
     """Train (or read back) one DeepFinder model per modality and seed.
 
     Runs live in ``RESULTS/MODALITY/seed_N/``; finished ones (``test/scores.json``
-    present) are read back, not redone, so an interrupted experiment resumes. The
-    dataset is loaded once per modality and reused across its seeds.
+    present) are read back, not redone, so an interrupted experiment resumes. With
+    ``jobs`` 1 the dataset is loaded once per modality and reused across its seeds;
+    with more, the runs are spread over processes (:mod:`faket.evaluation.jobs`).
     """
-    records: list[RunRecord] = []
-    for modality in modalities:
-        loaded = None
-        for seed in seeds:
-            run_dir = results / modality / f"seed_{seed}"
-            if not (run_dir / "test" / "scores.json").is_file():
-                loaded = loaded or load_dataset(dataset_dir, modality)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                if log:
-                    log(f"DeepFinder: training {modality}, seed {seed}")
-                train_on_dataset(
-                    dataset_dir,
-                    modality,
-                    config.model_copy(update={"seed": seed}),
-                    run_dir,
-                    overwrite=True,
-                    progress=progress,
-                    log=log,
-                    tomograms=loaded,
-                )
-            records.append(read_run(run_dir, modality, seed))
-    return records
+    from faket.evaluation.jobs import run_jobs
+
+    pairs = [(m, s, results / m / f"seed_{s}") for m in modalities for s in seeds]
+    pending = [p for p in pairs if not (p[2] / "test" / "scores.json").is_file()]
+    if jobs > 1 and len(pending) > 1:
+        tasks = [
+            {
+                "dataset_dir": str(dataset_dir),
+                "modality": m,
+                "config": config.model_copy(update={"seed": s}).model_dump(mode="json"),
+                "run_dir": str(run_dir),
+            }
+            for m, s, run_dir in pending
+        ]
+        labels = [f"DeepFinder {m}, seed {s}" for m, s, _ in pending]
+        run_jobs(train_run, tasks, jobs, labels=labels, log=log)
+    else:
+        loaded: dict[str, tuple] = {}
+        for modality, seed, run_dir in pending:
+            if modality not in loaded:
+                loaded = {modality: load_dataset(dataset_dir, modality)}
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if log:
+                log(f"DeepFinder: training {modality}, seed {seed}")
+            train_on_dataset(
+                dataset_dir,
+                modality,
+                config.model_copy(update={"seed": seed}),
+                run_dir,
+                overwrite=True,
+                progress=progress,
+                log=log,
+                tomograms=loaded[modality],
+            )
+    return [read_run(run_dir, m, s) for m, s, run_dir in pairs]
 
 
 def read_run(run_dir: Path, modality: str, seed: int) -> RunRecord:

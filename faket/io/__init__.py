@@ -14,7 +14,13 @@ from faket.io.angles import (
     validate_angles,
     write_tlt,
 )
-from faket.io.atomic import atomic_path, atomic_write, check_target, write_text_atomic
+from faket.io.atomic import (
+    atomic_folder,
+    atomic_path,
+    atomic_write,
+    check_target,
+    write_text_atomic,
+)
 from faket.io.image_folder import ImageFolder, read_image_folder
 from faket.io.mapped import MrcStackWriter, release_pages
 from faket.io.mrc import (
@@ -61,6 +67,7 @@ __all__ = [
     "ImageFolder",
     "MrcData",
     "MrcStackWriter",
+    "atomic_folder",
     "atomic_path",
     "atomic_write",
     "check_angle_count",

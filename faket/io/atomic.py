@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import IO, Any
 from faket.errors import FaketError
 
 __all__ = [
+    "atomic_folder",
     "atomic_path",
     "atomic_write",
     "check_target",
@@ -195,3 +197,58 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: boo
     with atomic_write(path, "w", overwrite=overwrite) as handle:
         handle.write(text)
     return Path(path)
+
+
+@contextmanager
+def atomic_folder(
+    path: str | os.PathLike[str], *, overwrite: bool = False, marker: str | None = None
+) -> Iterator[Path]:
+    """Yield a hidden staging folder that becomes ``path`` when the block exits cleanly.
+
+    The caller fills the staging folder (next to ``path``, so the final rename stays on
+    one file system). On a clean exit it replaces ``path``; if the block raises, it is
+    deleted and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path
+        The final folder. Its parent must exist.
+    overwrite
+        Replace an existing ``path`` (only one that holds ``marker``, when given, so that
+        no unrelated folder is ever deleted).
+    marker
+        A file that an earlier output of the same kind holds (e.g. a config file).
+
+    Yields
+    ------
+    Path
+        The empty staging folder.
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise FaketError(f"cannot write {target}: folder {target.parent} does not exist")
+    if target.exists():
+        if not target.is_dir():
+            raise FaketError(f"{target} is a file; pass a folder")
+        if any(target.iterdir()):
+            if not overwrite:
+                raise FaketError(f"{target} already exists; pass --overwrite or another folder")
+            if marker is not None and not (target / marker).is_file():
+                raise FaketError(
+                    f"{target} is not empty and holds no {marker}; refusing to replace it"
+                )
+    staging = temporary_path(target)
+    staging.mkdir()
+    try:
+        yield staging
+        if target.exists():
+            # Two renames: the old folder only disappears once the new one is complete.
+            retired = temporary_path(target)
+            os.replace(target, retired)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

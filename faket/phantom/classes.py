@@ -13,6 +13,7 @@ from faket.errors import FaketError
 from faket.phantom.builtin import BUILTIN_SETS, builtin_names, builtin_template
 from faket.phantom.cache import default_cache_dir
 from faket.phantom.config import ClassSpec, PhantomConfig
+from faket.phantom.czii import CZII_OBJECTS
 from faket.phantom.download import fetch_pdb, is_pdb_id
 from faket.phantom.templates import Template
 from faket.phantom.templates_atomic import ATOMIC_SUFFIXES, template_from_atomic_model
@@ -69,6 +70,11 @@ def load_template(
         template = _from_file(path, spec, config, cache_dir, device)
     if spec.name:
         template = replace(template, name=spec.name)
+    if template.name in CZII_OBJECTS and "czii_weight" not in template.info:
+        # A CZII type from an atomic model or map carries the competition's radius and weight.
+        item = CZII_OBJECTS[template.name]
+        extra = {"radius_A": item.radius_A, "czii_weight": item.weight}
+        template = replace(template, info={**template.info, **extra})
     return template
 
 

@@ -156,6 +156,21 @@ class ReconstructionSettings(_Strict):
     post_binning: int = Field(1, ge=1, description="Bin the reconstruction (paper: 2).")
 
 
+class CopickSettings(_Strict):
+    """Writing the dataset as a copick project too (needs pip install 'faket[copick]')."""
+
+    enabled: bool = Field(False, description="Also write a copick project after the run.")
+    folder: str = Field(
+        "copick", min_length=1, description="Project folder (relative to the dataset folder)."
+    )
+    user_id: str = Field("faket", min_length=1, description="Owner of the picks and masks.")
+    session_id: str = Field("0", min_length=1, description="Their session (0 = a tool's).")
+    levels: int = Field(3, ge=1, le=8, description="OME-Zarr scales per tomogram (3: 1, 2, 4).")
+    compress: bool = Field(
+        False, description="Blosc-compress the tomograms (~8% smaller, slower to write)."
+    )
+
+
 class DatasetConfig(_Strict):
     """A whole dataset: how many tomograms, what they contain, and every modality's settings."""
 
@@ -200,6 +215,10 @@ class DatasetConfig(_Strict):
     )
     reconstruction: ReconstructionSettings = Field(
         default_factory=ReconstructionSettings, description="Weighted back-projection."
+    )
+    copick: CopickSettings = Field(
+        default_factory=CopickSettings,
+        description="A copick project of the dataset (faket export copick, run by faket run).",
     )
 
     @property

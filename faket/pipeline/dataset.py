@@ -175,7 +175,7 @@ def run_dataset(
     )
     folder = Path(dataset_dir)
     arguments = (config.model_dump(mode="json"), str(folder), threads)
-    n_jobs = config.n_tomograms + len(config.training_indices) + 2
+    n_jobs = config.n_tomograms + len(config.training_indices) + 2 + config.copick.enabled
     # An unreachable scheduler fails here, before anything is written.
     client, cluster = _start_dask(workers, scheduler, config.device)
     summary = RunSummary()
@@ -198,6 +198,11 @@ def run_dataset(
             summary.records.append(figures_step(config, folder))
             summary.records.append(realism_step(config, folder))
             advance()
+            if config.copick.enabled:
+                from faket.pipeline.export import copick_step
+
+                summary.records.append(copick_step(config, folder))
+                advance()
     finally:
         if client is not None:
             client.close()

@@ -16,7 +16,8 @@ NST_WEIGHT_OVERRIDES = {"faket_random": "random"}
 
 
 def resolve_nst_weights(weights: str) -> str:
-    """``auto`` -> ``imagenet`` when the weights are cached locally, else ``transfer``.
+    """``auto`` -> ``imagenet`` when the weights are available offline
+    (``$FAKET_VGG19_WEIGHTS`` or the torch hub cache), else ``transfer``.
 
     Random VGG-19 weights made FAKET *worse* than the Gaussian noise it starts from (the
     paper's FAKET_RANDOM ablation, and our own experiment); the ``transfer`` style needs
@@ -24,9 +25,9 @@ def resolve_nst_weights(weights: str) -> str:
     """
     if weights != "auto":
         return weights
-    from faket.style.weights import imagenet_cache_path
+    from faket.style.weights import env_weights_file, imagenet_cache_path
 
-    return "imagenet" if imagenet_cache_path().exists() else "transfer"
+    return "imagenet" if env_weights_file() or imagenet_cache_path().exists() else "transfer"
 
 
 def modality_weights(modality: str, weights: str) -> str:
@@ -59,8 +60,8 @@ def preflight(config: DatasetConfig, *, scheduler: str | None = None) -> Dataset
     Raises
     ------
     FaketError
-        For a device that is not available, an unknown class source, or weights that
-        cannot be downloaded or read.
+        For a device that is not available, an unknown class source, weights that
+        cannot be downloaded or read, or a copick step without the ``copick`` extra.
     """
     from faket.device import select_device
     from faket.phantom.classes import check_class_sources
@@ -68,6 +69,10 @@ def preflight(config: DatasetConfig, *, scheduler: str | None = None) -> Dataset
     if scheduler is None:
         select_device(config.device)
     check_class_sources(config.phantom)
+    if config.copick.enabled:
+        from faket.io.copick import import_copick
+
+        import_copick()  # the missing extra is named now, not after hours of work
     if not any(m.startswith("faket") for m in config.modalities):
         return config
     weights = resolve_nst_weights(config.nst.weights)
@@ -77,9 +82,9 @@ def preflight(config: DatasetConfig, *, scheduler: str | None = None) -> Dataset
 
 
 def _check_weights(weights: str) -> None:
-    from faket.style.weights import fetch_imagenet, load_state_dict_file
+    from faket.style.weights import imagenet_weights_file, load_state_dict_file
 
     if weights == "imagenet":
-        fetch_imagenet(download=True, progress=True)  # downloads now, or fails now
+        imagenet_weights_file(download=True, progress=True)  # downloads now, or fails now
     elif weights not in ("random", "transfer"):
         load_state_dict_file(weights)

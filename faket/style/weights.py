@@ -4,7 +4,9 @@ Three sources, chosen by one string (the CLI's ``--weights``):
 
 ``"imagenet"``
     torchvision's published ImageNet weights (``vgg19-dcbb9e9d.pth``, the paper's
-    setting). Looked up in the torch hub cache (``$TORCH_HOME/hub/checkpoints``) and,
+    setting). The file named by ``$FAKET_VGG19_WEIGHTS`` when that is set (for compute
+    nodes without internet: ``faket weights download --to PATH`` on a login node), else
+    looked up in the torch hub cache (``$TORCH_HOME/hub/checkpoints``) and,
     when missing, downloaded there; the download is checked against the SHA-256 prefix
     in the file name and only then renamed into place, so the cache never holds a
     corrupt or partial file. No network and no cached file is an error that names the
@@ -37,8 +39,12 @@ from faket.style.vgg import LAYER_NAMES, VGG19Features, conv_indices
 __all__ = [
     "IMAGENET_HASH_PREFIX",
     "IMAGENET_URL",
+    "WEIGHTS_ENV",
     "build_feature_net",
+    "download_imagenet",
+    "env_weights_file",
     "fetch_imagenet",
+    "imagenet_weights_file",
     "imagenet_cache_path",
     "load_state_dict_file",
     "random_state_dict",
@@ -47,6 +53,8 @@ __all__ = [
 #: torchvision's ImageNet VGG-19 weights; the hex after the dash is a SHA-256 prefix.
 IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 IMAGENET_HASH_PREFIX = "dcbb9e9d"
+#: Environment variable naming a local ImageNet VGG-19 state-dict file.
+WEIGHTS_ENV = "FAKET_VGG19_WEIGHTS"
 _DOWNLOAD_TIMEOUT_S = 60
 
 
@@ -59,29 +67,63 @@ def imagenet_cache_path(url: str | None = None, cache_dir: str | Path | None = N
 
 def _fixes() -> str:
     return (
-        "pass --weights PATH to a torchvision vgg19 state-dict file (vgg19-dcbb9e9d.pth), "
+        "pass --weights PATH to a torchvision vgg19 state-dict file (vgg19-dcbb9e9d.pth; "
+        f"faket weights download fetches it, {WEIGHTS_ENV}=PATH points every command at it), "
         "or --weights random for seeded random features (not the paper's setting)"
     )
 
 
-def _download(url: str, target: Path, hash_prefix: str | None, progress: bool) -> None:
+def _download(url: str, target: Path, hash_prefix: str | None, progress: bool, check=None) -> None:
     if progress:
         print(f"faket: downloading VGG-19 weights {url} -> {target}", file=sys.stderr)
     digest = hashlib.sha256()
     with atomic_path(target) as tmp:
         request = urllib.request.Request(url, headers={"User-Agent": "faket"})
         with urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT_S) as source:
-            with open(tmp, "wb") as sink:
+            with open(tmp, "wb") as sink, _bar(source, progress) as advance:
                 while chunk := source.read(1 << 20):
                     digest.update(chunk)
                     sink.write(chunk)
+                    advance(len(chunk))
         # Checked before the rename, so a corrupt download never reaches the cache.
-        if hash_prefix and not digest.hexdigest().startswith(hash_prefix):
+        if hash_prefix and not digest.hexdigest().startswith(hash_prefix.lower()):
             raise FaketError(
                 f"downloaded {url} has SHA-256 {digest.hexdigest()[:16]}..., expected "
                 f"{hash_prefix}...; the download is corrupt or the file changed; retry, or "
                 + _fixes()
             )
+        if check is not None:
+            check(tmp)
+
+
+class _bar:
+    """A byte-count progress bar on stderr while downloading (a no-op when disabled)."""
+
+    def __init__(self, source, enabled: bool):
+        length = source.headers.get("Content-Length") if hasattr(source, "headers") else None
+        self.total = int(length) if length and str(length).isdigit() else None
+        self.enabled, self.progress = enabled, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+        self.progress = Progress(
+            *Progress.get_default_columns(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.progress.start()
+        task = self.progress.add_task("VGG-19", total=self.total)
+        return lambda n: self.progress.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def fetch_imagenet(
@@ -137,6 +179,84 @@ def fetch_imagenet(
             f"from {url} ({reason}); " + _fixes()
         ) from error
     return target
+
+
+def env_weights_file() -> Path | None:
+    """The file ``$FAKET_VGG19_WEIGHTS`` names (None when unset or empty); it must exist."""
+    value = os.environ.get(WEIGHTS_ENV, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise FaketError(
+            f"{WEIGHTS_ENV}={value} is not a file; point it at vgg19-dcbb9e9d.pth (faket "
+            f"weights download --to PATH fetches it) or unset it"
+        )
+    return path
+
+
+def imagenet_weights_file(*, download: bool = True, progress: bool = False, **fetch) -> Path:
+    """The ImageNet weights ``"imagenet"`` means: ``$FAKET_VGG19_WEIGHTS``, else the cache.
+
+    ``fetch`` (``url``, ``cache_dir``, ``hash_prefix``) goes to :func:`fetch_imagenet`.
+    """
+    return env_weights_file() or fetch_imagenet(download=download, progress=progress, **fetch)
+
+
+def _check_layout(path: Path, url: str) -> None:
+    try:
+        load_state_dict_file(path)
+    except FaketError as error:
+        detail = str(error).replace(str(path), "the file")
+        raise FaketError(f"{url} is not a VGG-19 state dict: {detail}") from None
+
+
+def download_imagenet(
+    target: str | Path | None = None,
+    *,
+    url: str | None = None,
+    hash_prefix: str | None = IMAGENET_HASH_PREFIX,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Download the ImageNet VGG-19 weights, check their SHA-256 and their layout.
+
+    Parameters
+    ----------
+    target : path, optional
+        A file, or a folder to hold the URL's file name; default the torch hub cache
+        (:func:`imagenet_cache_path`), where ``"imagenet"`` looks.
+    url : str, optional
+        Where from (any URL ``urllib`` opens, ``file://`` included); default
+        :data:`IMAGENET_URL`.
+    hash_prefix : str or None
+        Leading hex digits of the expected SHA-256 (torchvision publishes 8 of them in
+        the file name); the full digest works too.
+    progress : bool
+        A progress bar on stderr.
+    overwrite : bool
+        Download again although the file exists.
+
+    Returns
+    -------
+    Path
+        The file, only ever renamed into place after both checks passed.
+    """
+    url = url or IMAGENET_URL
+    path = imagenet_cache_path(url) if target is None else Path(target).expanduser()
+    if path.is_dir():
+        path = path / os.path.basename(urllib.parse.urlparse(url).path)
+    if path.is_file() and not overwrite:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _download(url, path, hash_prefix, progress, check=lambda tmp: _check_layout(tmp, url))
+    except (OSError, urllib.error.URLError, ValueError) as error:
+        if isinstance(error, FaketError):
+            raise
+        reason = getattr(error, "reason", None) or error
+        raise FaketError(f"could not download {url} to {path} ({reason})") from error
+    return path
 
 
 def random_state_dict(seed: int = 0, last_layer: int = 29) -> dict[str, torch.Tensor]:
@@ -272,7 +392,8 @@ def build_feature_net(
     device : str or torch.device
         Where the network lives (``"auto"`` resolves as :func:`faket.device.select_device`).
     download, url, cache_dir, progress
-        Passed to :func:`fetch_imagenet` for ``"imagenet"``.
+        Passed to :func:`fetch_imagenet` for ``"imagenet"`` (unless ``$FAKET_VGG19_WEIGHTS``
+        names the file).
 
     Returns
     -------
@@ -282,7 +403,9 @@ def build_feature_net(
     """
     spec = str(weights)
     if spec == "imagenet":
-        path = fetch_imagenet(url=url, cache_dir=cache_dir, download=download, progress=progress)
+        path = imagenet_weights_file(
+            url=url, cache_dir=cache_dir, download=download, progress=progress
+        )
         state, label = load_state_dict_file(path, last_layer), "imagenet"
     elif spec == "random":
         state, label = random_state_dict(seed, last_layer), f"random(seed={seed})"

@@ -1,0 +1,114 @@
+"""Independent training runs of an experiment in parallel processes.
+
+An experiment is many small, independent trainings (modalities x seeds x judges). On a
+CPU their 3-D convolutions are too small to keep several threads busy: two runs with
+one thread each finish more work per second than one run with two threads
+(``benchmarks/README.md``), so on a CPU the runs are spread over processes, one torch
+thread each. On a GPU the runs share the device one at a time (``jobs = 1``).
+
+Each job reads its tomograms itself and writes only its own run folder, so jobs need no
+coordination; an interrupted experiment resumes from the runs that finished.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from typing import Any
+
+from faket.errors import FaketError
+
+__all__ = ["JOB_MEMORY_BYTES", "default_jobs", "run_jobs", "threads_per_job"]
+
+#: Host memory one CPU training run may need (tomograms, patches, network, segmentation).
+JOB_MEMORY_BYTES = 1536 * 1024**2
+
+
+def _host_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return None
+
+
+def default_jobs(device: str, pending: int) -> int:
+    """How many runs to train at once: 1 on a GPU; on a CPU one per core, at most one
+    per :data:`JOB_MEMORY_BYTES` of host memory and at most ``pending``."""
+    from faket.device import select_device
+
+    if pending <= 1 or select_device(device).type != "cpu":
+        return 1
+    cores = os.cpu_count() or 1
+    memory = _host_memory_bytes()
+    by_memory = max(1, memory // JOB_MEMORY_BYTES) if memory else cores
+    return max(1, min(cores, by_memory, pending))
+
+
+def threads_per_job(jobs: int) -> int:
+    """Torch threads of each of ``jobs`` parallel runs: the cores shared out."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def _run_with_threads(function: Callable[..., Any], threads: int, kwargs: dict) -> Any:
+    import torch
+
+    torch.set_num_threads(threads)
+    return function(**kwargs)
+
+
+def run_jobs(
+    function: Callable[..., Any],
+    tasks: Sequence[dict],
+    jobs: int,
+    *,
+    labels: Sequence[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """Call ``function(**task)`` for every task, ``jobs`` at a time in spawned processes.
+
+    Parameters
+    ----------
+    function : a module-level function (it is pickled by name).
+    tasks : keyword arguments of each call (picklable).
+    jobs : processes; 1 runs the tasks here, one after the other.
+    labels : one line per task for ``log`` (started / finished).
+    log : progress messages.
+
+    Raises
+    ------
+    FaketError
+        The first failing task's error (the others still running are cancelled).
+    """
+    labels = list(labels or [str(i) for i in range(len(tasks))])
+    if jobs <= 1 or len(tasks) <= 1:
+        for label, task in zip(labels, tasks, strict=True):
+            if log:
+                log(f"training {label}")
+            function(**task)
+        return
+    threads = threads_per_job(jobs)
+    if log:
+        log(f"{len(tasks)} runs, {jobs} at a time, {threads} torch thread(s) each")
+    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {}
+        for label, task in zip(labels, tasks, strict=True):
+            futures[pool.submit(_run_with_threads, function, threads, task)] = label
+        try:
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    error = future.exception()
+                    if error is not None:
+                        raise error
+                    if log:
+                        log(f"finished {futures[future]}")
+        except BaseException as error:
+            for future in futures:
+                future.cancel()
+            if isinstance(error, (FaketError, KeyboardInterrupt)):
+                raise
+            raise FaketError(f"a training run failed: {type(error).__name__}: {error}") from error
