@@ -348,7 +348,7 @@ def test_preset_key_and_auto_weights_are_resolved_once(tmp_path, monkeypatch):
     config = load_dataset_config(tmp_path / "c.yaml")
     assert config.seed == 7 and config.phantom.per_class == 1 and config.n_tomograms == 5
     assert config.phantom.shape == (64, 160, 160)  # the preset's, kept where not changed
-    assert config.nst.weights == "auto" and preflight(config).nst.weights == "random"
+    assert config.nst.weights == "auto" and preflight(config).nst.weights == "transfer"
 
 
 def test_a_standalone_command_removes_its_own_stale_temporaries(tmp_path, capsys):

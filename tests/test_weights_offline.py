@@ -106,7 +106,7 @@ def test_cli_download_to_a_file_url_then_every_command_uses_it(
     assert target.read_bytes() == path.read_bytes()
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))  # no cached weights
-    assert resolve_nst_weights("auto") == "random"
+    assert resolve_nst_weights("auto") == "transfer"
     monkeypatch.setenv(WEIGHTS_ENV, str(target))
     assert resolve_nst_weights("auto") == "imagenet"
     net = build_feature_net("imagenet", download=False)
