@@ -47,10 +47,6 @@ def _mmapped_bytes() -> int:
 
 
 def _mmap_growth_of_a_big_tensor() -> int:
-    # A free heap top left by earlier work (any test before this one) would serve the
-    # block without mmap whatever the setting: give it back to the system first.
-    before = _mmapped_bytes()  # skips without glibc
-    device_module._glibc().malloc_trim(0)
     before = _mmapped_bytes()
     tensor = torch.ones(BIG // 4)  # touch it, as real work does
     grown = _mmapped_bytes() - before
@@ -58,14 +54,14 @@ def _mmap_growth_of_a_big_tensor() -> int:
     return grown
 
 
-def test_big_blocks_come_from_the_heap_inside_and_mmap_outside() -> None:
+def _check_heap_inside_mmap_outside() -> None:
     assert _mmap_growth_of_a_big_tensor() >= BIG  # glibc's default
     with reuse_freed_host_memory():
         assert _mmap_growth_of_a_big_tensor() == 0
     assert _mmap_growth_of_a_big_tensor() >= BIG  # defaults restored on leaving
 
 
-def test_nested_blocks_keep_the_setting_until_the_outermost_ends() -> None:
+def _check_nested_blocks() -> None:
     with reuse_freed_host_memory():
         with reuse_freed_host_memory():
             pass
@@ -75,23 +71,55 @@ def test_nested_blocks_keep_the_setting_until_the_outermost_ends() -> None:
     assert _mmap_growth_of_a_big_tensor() >= BIG
 
 
-def test_disabled_or_without_glibc_it_changes_nothing(monkeypatch) -> None:
+def _check_disabled() -> None:
     with reuse_freed_host_memory(enabled=False):
         assert _mmap_growth_of_a_big_tensor() >= BIG
-    monkeypatch.setenv("FAKET_REUSE_HOST_MEMORY", "0")
+    os.environ["FAKET_REUSE_HOST_MEMORY"] = "0"
     with reuse_freed_host_memory():
         assert _mmap_growth_of_a_big_tensor() >= BIG
-    monkeypatch.delenv("FAKET_REUSE_HOST_MEMORY")
-    monkeypatch.setattr(device_module, "_glibc", lambda: None)
+    del os.environ["FAKET_REUSE_HOST_MEMORY"]
+    device_module._glibc = lambda: None
     with reuse_freed_host_memory():
         assert device_module._host_memory_users == 0
 
 
-def test_the_setting_is_restored_when_the_block_raises() -> None:
+def _check_restored_after_raise() -> None:
     with pytest.raises(ValueError), reuse_freed_host_memory():
         raise ValueError("work failed")
     assert device_module._host_memory_users == 0
     assert _mmap_growth_of_a_big_tensor() >= BIG
+
+
+def _in_fresh_interpreter(check: str) -> None:
+    """Run ``check`` of this module in a new Python: glibc's allocator state is global,
+    and earlier tests in this process (their freed heaps, their threads) change where a
+    big block comes from, whatever faket's setting."""
+    import subprocess
+    import sys
+
+    _mmapped_bytes()  # skips without glibc's mallinfo2
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = f"import sys; sys.path.insert(0, {here!r}); import test_device; test_device.{check}()"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_big_blocks_come_from_the_heap_inside_and_mmap_outside() -> None:
+    _in_fresh_interpreter("_check_heap_inside_mmap_outside")
+
+
+def test_nested_blocks_keep_the_setting_until_the_outermost_ends() -> None:
+    _in_fresh_interpreter("_check_nested_blocks")
+
+
+def test_disabled_or_without_glibc_it_changes_nothing() -> None:
+    _in_fresh_interpreter("_check_disabled")
+
+
+def test_the_setting_is_restored_when_the_block_raises() -> None:
+    _in_fresh_interpreter("_check_restored_after_raise")
 
 
 # --- device strings -------------------------------------------------------------------

@@ -54,8 +54,8 @@ def demo_command(
     """A small, fully offline dataset with every modality and figures (minutes on a CPU).
 
     Built-in particles, the built-in reference microscope, and ImageNet VGG-19
-    weights when they are cached locally (else seeded random weights; the run
-    says which).
+    weights when they are cached locally (else FAKET's network-free transfer style;
+    the run says which).
     """
     config = parse_dataset_config(
         {**preset("demo").model_dump(mode="json"), "device": device}, source="--device"
@@ -74,7 +74,10 @@ def _run_and_report(
     summary = run_dataset(config, output, workers=workers, scheduler=scheduler, progress=not quiet)
     used = {r.details["weights"] for r in summary.records if "weights" in r.details}
     if used:
-        typer.echo(f"style transfer used {', '.join(sorted(used))} VGG-19 weights", err=True)
+        from faket.pipeline.dataset import style_label
+
+        styles = ", ".join(style_label(w) for w in sorted(used))
+        typer.echo(f"FAKET made with: {styles}", err=True)
     _print_summary(summary, quiet)
 
 
