@@ -115,7 +115,7 @@ def classify_runs(
     ``RESULTS/classify/MODALITY/seed_N/``; with ``jobs`` 1 boxes are loaded once per
     modality and the test boxes once for the whole experiment, with more the runs are
     spread over processes (:mod:`faket.evaluation.jobs`)."""
-    from faket.evaluation.jobs import run_jobs
+    from faket.evaluation.jobs import run_training_jobs
 
     folder = results / CLASSIFY_FOLDER
     pairs = [(m, s, folder / m / f"seed_{s}") for m in modalities for s in seeds]
@@ -123,17 +123,9 @@ def classify_runs(
     if jobs > 1 and len(pending) > 1:
         # Each process is one run: one thread, whatever the settings say.
         single = config.model_copy(update={"threads": None})
-        tasks = [
-            {
-                "dataset_dir": str(dataset_dir),
-                "modality": m,
-                "config": single.model_copy(update={"seed": s}).model_dump(mode="json"),
-                "run_dir": str(run_dir),
-            }
-            for m, s, run_dir in pending
-        ]
-        labels = [f"classifier {m}, seed {s}" for m, s, _ in pending]
-        run_jobs(classify_run, tasks, jobs, labels=labels, log=log)
+        run_training_jobs(
+            classify_run, dataset_dir, pending, single, jobs, judge="classifier", log=log
+        )
     else:
         data, data_modality, test = None, None, None
         for modality, seed, run_dir in pending:

@@ -190,22 +190,14 @@ def deepfinder_runs(
     ``jobs`` 1 the dataset is loaded once per modality and reused across its seeds;
     with more, the runs are spread over processes (:mod:`faket.evaluation.jobs`).
     """
-    from faket.evaluation.jobs import run_jobs
+    from faket.evaluation.jobs import run_training_jobs
 
     pairs = [(m, s, results / m / f"seed_{s}") for m in modalities for s in seeds]
     pending = [p for p in pairs if not (p[2] / "test" / "scores.json").is_file()]
     if jobs > 1 and len(pending) > 1:
-        tasks = [
-            {
-                "dataset_dir": str(dataset_dir),
-                "modality": m,
-                "config": config.model_copy(update={"seed": s}).model_dump(mode="json"),
-                "run_dir": str(run_dir),
-            }
-            for m, s, run_dir in pending
-        ]
-        labels = [f"DeepFinder {m}, seed {s}" for m, s, _ in pending]
-        run_jobs(train_run, tasks, jobs, labels=labels, log=log)
+        run_training_jobs(
+            train_run, dataset_dir, pending, config, jobs, judge="DeepFinder", log=log
+        )
     else:
         loaded: dict[str, tuple] = {}
         for modality, seed, run_dir in pending:

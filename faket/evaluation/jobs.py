@@ -20,7 +20,7 @@ from typing import Any
 
 from faket.errors import FaketError
 
-__all__ = ["JOB_MEMORY_BYTES", "default_jobs", "run_jobs", "threads_per_job"]
+__all__ = ["JOB_MEMORY_BYTES", "default_jobs", "run_jobs", "run_training_jobs", "threads_per_job"]
 
 #: Host memory one CPU training run may need (tomograms, patches, network, segmentation).
 JOB_MEMORY_BYTES = 1536 * 1024**2
@@ -112,3 +112,29 @@ def run_jobs(
             if isinstance(error, (FaketError, KeyboardInterrupt)):
                 raise
             raise FaketError(f"a training run failed: {type(error).__name__}: {error}") from error
+
+
+def run_training_jobs(
+    function: Callable[..., Any],
+    dataset_dir,
+    pending: Sequence[tuple[str, int, Any]],
+    config,
+    jobs: int,
+    *,
+    judge: str,
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """:func:`run_jobs` for experiment runs: ``function(dataset_dir, modality, config,
+    run_dir)`` for each pending ``(modality, seed, run_dir)``, ``config`` (a pydantic
+    settings model) with that seed."""
+    tasks = [
+        {
+            "dataset_dir": str(dataset_dir),
+            "modality": modality,
+            "config": config.model_copy(update={"seed": seed}).model_dump(mode="json"),
+            "run_dir": str(run_dir),
+        }
+        for modality, seed, run_dir in pending
+    ]
+    labels = [f"{judge} {modality}, seed {seed}" for modality, seed, _ in pending]
+    run_jobs(function, tasks, jobs, labels=labels, log=log)
