@@ -96,15 +96,15 @@ PRESET_REASONS: dict[str, dict[str, str]] = {
         "is not what separates modalities, and 30 % fewer projections are generated.",
         "shape": "96 x 320 x 320 voxels of 10 Å (a 0.96 x 3.2 x 3.2 µm slab): room for "
         "~480 particles per tomogram, so the test tomogram alone has ~80 per class (the "
-        "'small' preset's has 4) and the 95 % intervals of class F1 narrow to a few "
-        "hundredths.",
+        "'small' preset's has 4): the classifier's 95 % intervals of class F1 narrow to "
+        "a few hundredths (DeepFinder's are dominated by the seed spread).",
         "voxel_size": "10 Å, no binning: the smallest CZII object (apoferritin, radius "
         "60 Å) is still 12 voxels across; the same slab at 6.3 Å would have 4x the voxels.",
         "classes": "The six CZII objects (apoferritin, beta-amylase, beta-galactosidase, "
         "ribosome, thyroglobulin, virus-like particle). With the 13 SHREC-like classes "
         "(several of them alike at 10 Å) a BENCHMARK-trained picker reached class F1 0.63 "
-        "after 120 'small' epochs; with these six it passes 0.8 within the CPU budget, "
-        "and the CZII F-beta metric applies to them.",
+        "after 120 'small' epochs; with these six it reached 0.70 (seeds 0.64-0.80) in "
+        "the CPU budget, and the CZII F-beta metric applies to them.",
         "per_class": "80 per class and tomogram (480 particles): crowded, so that "
         "picking must separate neighbours, and enough test particles per class.",
         "vesicles": "Two 15-30 nm vesicles per tomogram: membranes as distractors (not "
