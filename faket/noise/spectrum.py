@@ -48,8 +48,11 @@ __all__ = [
     "stack_spectra",
     "tile_origins",
     "tiles_spectrum",
+    "smooth_frequencies",
     "tile_window",
+    "tiles_fft",
     "tilt_spectrum",
+    "to_image_grid",
 ]
 
 #: Largest tile (pixels): frequency resolution 1/128 cycles per pixel.
@@ -137,16 +140,39 @@ def cut_tiles(image: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image)[rows, cols].astype(np.float32, copy=False)
 
 
+def tiles_fft(tiles: np.ndarray) -> np.ndarray:
+    """``rfft2`` of ``(n, size, size)`` tiles, each with its mean removed and Hann-tapered."""
+    tiles = tiles - tiles.mean(axis=(1, 2), keepdims=True)
+    return scipy.fft.rfft2(tiles * tile_window(tiles.shape[-1]))
+
+
+def smooth_frequencies(values: np.ndarray) -> np.ndarray:
+    """(1, 2, 1) / 4 smoothing over the last two (``rfft2``-layout) axes: periodic along
+    Y, mirrored at the X edges (the spectrum of a real image is symmetric there)."""
+    values = correlate1d(values, [0.25, 0.5, 0.25], axis=-2, mode="wrap")
+    return correlate1d(values, [0.25, 0.5, 0.25], axis=-1, mode="mirror")
+
+
+def to_image_grid(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear interpolation of a tile-grid ``rfft2`` array (``(G, G // 2 + 1)``, real or
+    complex) to the ``rfft2`` grid of an image of ``shape``, in ``coarse``'s precision."""
+    n_y, n_x = shape
+    size = coarse.shape[0]
+    real = np.real(coarse).dtype
+    y0, y1, wy = interpolation_weights(n_y, size, periodic=True)
+    x0, x1, wx = interpolation_weights(n_x, size, periodic=False)
+    along_y = coarse[y0] * (1 - wy).astype(real)[:, None]
+    along_y += coarse[y1] * wy.astype(real)[:, None]
+    grid = along_y[:, x0] * (1 - wx).astype(real)
+    grid += along_y[:, x1] * wx.astype(real)
+    return grid
+
+
 def tiles_spectrum(tiles: np.ndarray) -> np.ndarray:
     """Smoothed Welch spectrum of ``(n, size, size)`` tiles, mean 1 over the full plane."""
     size = tiles.shape[-1]
-    tiles = tiles - tiles.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(scipy.fft.rfft2(tiles * tile_window(size))) ** 2
-    power = power.mean(axis=0, dtype=np.float64)
-    # Smooth over frequency with (1, 2, 1) / 4 along each axis: periodic along Y, mirrored
-    # at the X edges (the spectrum of a real image is symmetric there).
-    power = correlate1d(power, [0.25, 0.5, 0.25], axis=0, mode="wrap")
-    power = correlate1d(power, [0.25, 0.5, 0.25], axis=1, mode="mirror")
+    power = np.abs(tiles_fft(tiles)) ** 2
+    power = smooth_frequencies(power.mean(axis=0, dtype=np.float64))
     mean = full_plane_mean(power, size)
     if not mean > 0:
         raise FaketError("the noise has no power (a constant region); select another region")
@@ -325,15 +351,9 @@ def coloured_noise(
     np.ndarray, shape (Y, X), float32
     """
     n_y, n_x = shape
-    size = spectrum.shape[0]
     # Interpolate the amplitude (the square root of the power) to the image's grid.
     coarse = np.sqrt(np.asarray(spectrum, dtype=np.float64)).astype(np.float32)
-    y0, y1, wy = interpolation_weights(n_y, size, periodic=True)
-    x0, x1, wx = interpolation_weights(n_x, size, periodic=False)
-    along_y = coarse[y0] * (1 - wy).astype(np.float32)[:, None]
-    along_y += coarse[y1] * wy.astype(np.float32)[:, None]
-    amplitude = along_y[:, x0] * (1 - wx).astype(np.float32)
-    amplitude += along_y[:, x1] * wx.astype(np.float32)
+    amplitude = to_image_grid(coarse, shape)
     # E|c|² = Y X for each coefficient c of rfft2(white unit-variance noise): scale the
     # mean power over the full plane to Y X / 2 per (real, imaginary) part.
     flat = amplitude.ravel()

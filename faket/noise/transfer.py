@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import correlate1d
 
 from faket.errors import FaketError
 from faket.noise.spectrum import (
@@ -40,9 +39,10 @@ from faket.noise.spectrum import (
     coloured_noise,
     cut_tiles,
     full_plane_mean,
-    interpolation_weights,
+    smooth_frequencies,
     tile_origins,
-    tile_window,
+    tiles_fft,
+    to_image_grid,
 )
 
 __all__ = [
@@ -122,18 +122,6 @@ def transfer_tile_size(shape: tuple[int, int]) -> int:
     return size
 
 
-def _smooth(values: np.ndarray) -> np.ndarray:
-    # (1, 2, 1) / 4 over frequency: periodic along Y, mirrored at the X edges.
-    values = correlate1d(values, [0.25, 0.5, 0.25], axis=-2, mode="wrap")
-    return correlate1d(values, [0.25, 0.5, 0.25], axis=-1, mode="mirror")
-
-
-def _tile_spectra(image: np.ndarray, origins: np.ndarray, size: int, window) -> np.ndarray:
-    tiles = cut_tiles(image, origins, size)
-    tiles -= tiles.mean(axis=(1, 2), keepdims=True)
-    return scipy.fft.rfft2(tiles * window)
-
-
 def _check_pairs(style_stacks: Sequence[np.ndarray], clean_stacks: Sequence[np.ndarray]):
     if len(style_stacks) == 0 or len(style_stacks) != len(clean_stacks):
         raise FaketError(
@@ -184,18 +172,17 @@ def estimate_transfer(
     n_tilts, *shape = _check_pairs(style_stacks, clean_stacks)
     size = size or transfer_tile_size(tuple(shape))
     origins = tile_origins(size, tuple(shape))
-    window = tile_window(size)
     transfer = np.empty((n_tilts, size, size // 2 + 1), np.complex128)
     noise_power = np.empty((n_tilts, size, size // 2 + 1))
     for i in range(n_tilts):
         spectra = [
-            (_tile_spectra(s[i], origins, size, window), _tile_spectra(c[i], origins, size, window))
+            (tiles_fft(cut_tiles(s[i], origins, size)), tiles_fft(cut_tiles(c[i], origins, size)))
             for s, c in zip(style_stacks, clean_stacks, strict=True)
         ]
         if not all(np.all(np.isfinite(a)) for pair in spectra for a in pair):
             raise FaketError(f"tilt {i} contains NaN or infinite values")
-        cross = _smooth(sum((S * np.conj(C)).sum(axis=0) for S, C in spectra))
-        power = _smooth(sum((np.abs(C) ** 2).sum(axis=0) for _, C in spectra))
+        cross = smooth_frequencies(sum((S * np.conj(C)).sum(axis=0) for S, C in spectra))
+        power = smooth_frequencies(sum((np.abs(C) ** 2).sum(axis=0) for _, C in spectra))
         if not power.max() > 0:
             raise FaketError(f"noiseless tilt {i} is constant: no transfer function to measure")
         # Frequencies the noiseless data never reach carry no signal: H = 0 there.
@@ -204,19 +191,9 @@ def estimate_transfer(
         n_tiles = sum(len(S) for S, _ in spectra)
         residual = sum((np.abs(S - H * C) ** 2).sum(axis=0) for S, C in spectra)
         # Unit-power window: E|FFT(w n)|^2 = G^2 var per coefficient for white noise.
-        noise_power[i] = _smooth(residual) / (n_tiles * size * size)
+        noise_power[i] = smooth_frequencies(residual) / (n_tiles * size * size)
         transfer[i] = H
     return TransferModel(transfer, noise_power, len(style_stacks))
-
-
-def _to_grid(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear interpolation of a tile-grid ``rfft2`` array to an image's ``rfft2`` grid."""
-    n_y, n_x = shape
-    size = coarse.shape[0]
-    y0, y1, wy = interpolation_weights(n_y, size, periodic=True)
-    x0, x1, wx = interpolation_weights(n_x, size, periodic=False)
-    along_y = coarse[y0] * (1 - wy)[:, None] + coarse[y1] * wy[:, None]
-    return along_y[:, x0] * (1 - wx) + along_y[:, x1] * wx
 
 
 def apply_transfer(
@@ -257,7 +234,7 @@ def apply_transfer(
         tilt = np.asarray(clean[i], dtype=np.float32)
         if not np.all(np.isfinite(tilt)):
             raise FaketError(f"noiseless tilt {i} contains NaN or infinite values")
-        H = _to_grid(model.transfer[i], (n_y, n_x))
+        H = to_image_grid(model.transfer[i], (n_y, n_x))
         signal = scipy.fft.irfft2(scipy.fft.rfft2(tilt - tilt.mean()) * H, s=(n_y, n_x))
         image = signal
         variance = model.noise_variance(i)
