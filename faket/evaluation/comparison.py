@@ -107,19 +107,21 @@ def classify_runs(
     seeds: Sequence[int],
     config: ClassifyConfig,
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[ClassifyRecord]:
     """Train (or read back) one classifier per modality and seed, in
     ``RESULTS/classify/MODALITY/seed_N/``; with ``jobs`` 1 boxes are loaded once per
     modality and the test boxes once for the whole experiment, with more the runs are
-    spread over processes (:mod:`faket.evaluation.jobs`)."""
-    from faket.evaluation.jobs import run_training_jobs
+    spread over processes (:mod:`faket.evaluation.jobs`; None: as many as
+    :func:`~faket.evaluation.jobs.default_jobs` says for the runs left)."""
+    from faket.evaluation.jobs import default_jobs, run_folders, run_training_jobs
 
     folder = results / CLASSIFY_FOLDER
-    pairs = [(m, s, folder / m / f"seed_{s}") for m in modalities for s in seeds]
-    pending = [p for p in pairs if not (p[2] / "test" / "scores.json").is_file()]
+    pairs, pending = run_folders(folder, modalities, seeds)
+    if jobs is None:
+        jobs = default_jobs(config.device, len(pending))
     if jobs > 1 and len(pending) > 1:
         # Each process is one run: one thread, whatever the settings say.
         single = config.model_copy(update={"threads": None})
@@ -175,20 +177,6 @@ def rescore(records: Sequence[RunRecord], truth: GroundTruth, config: TrainConfi
         record.confusion = scores.confusion
         runs.append(DeepFinderRun(record, scores, predictions))
     return runs
-
-
-def _jobs(jobs: int | None, device: str, folder: Path, modalities, seeds) -> int:
-    """``jobs``, or (None) :func:`faket.evaluation.jobs.default_jobs` for the runs left."""
-    if jobs is not None:
-        return jobs
-    from faket.evaluation.jobs import default_jobs
-
-    pending = sum(
-        not (folder / m / f"seed_{s}" / "test" / "scores.json").is_file()
-        for m in modalities
-        for s in seeds
-    )
-    return default_jobs(device, pending)
 
 
 def run_experiment(
@@ -253,7 +241,7 @@ def run_experiment(
             modalities,
             seed_list,
             config,
-            jobs=_jobs(jobs, config.device, results, modalities, seed_list),
+            jobs=jobs,
             progress=progress,
             log=log,
         )
@@ -266,9 +254,7 @@ def run_experiment(
             modalities,
             seed_list,
             classify_settings,
-            jobs=_jobs(
-                jobs, classify_settings.device, results / CLASSIFY_FOLDER, modalities, seed_list
-            ),
+            jobs=jobs,
             progress=progress,
             log=log,
         )

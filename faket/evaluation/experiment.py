@@ -179,7 +179,7 @@ def deepfinder_runs(
     seeds: Sequence[int],
     config: TrainConfig,
     *,
-    jobs: int = 1,
+    jobs: int | None = 1,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> list[RunRecord]:
@@ -188,12 +188,14 @@ def deepfinder_runs(
     Runs live in ``RESULTS/MODALITY/seed_N/``; finished ones (``test/scores.json``
     present) are read back, not redone, so an interrupted experiment resumes. With
     ``jobs`` 1 the dataset is loaded once per modality and reused across its seeds;
-    with more, the runs are spread over processes (:mod:`faket.evaluation.jobs`).
+    with more, the runs are spread over processes (:mod:`faket.evaluation.jobs`; None:
+    :func:`~faket.evaluation.jobs.default_jobs` for the runs left).
     """
-    from faket.evaluation.jobs import run_training_jobs
+    from faket.evaluation.jobs import default_jobs, run_folders, run_training_jobs
 
-    pairs = [(m, s, results / m / f"seed_{s}") for m in modalities for s in seeds]
-    pending = [p for p in pairs if not (p[2] / "test" / "scores.json").is_file()]
+    pairs, pending = run_folders(results, modalities, seeds)
+    if jobs is None:
+        jobs = default_jobs(config.device, len(pending))
     if jobs > 1 and len(pending) > 1:
         run_training_jobs(
             train_run, dataset_dir, pending, config, jobs, judge="DeepFinder", log=log

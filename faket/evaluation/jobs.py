@@ -16,11 +16,19 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from faket.errors import FaketError
 
-__all__ = ["JOB_MEMORY_BYTES", "default_jobs", "run_jobs", "run_training_jobs", "threads_per_job"]
+__all__ = [
+    "JOB_MEMORY_BYTES",
+    "default_jobs",
+    "run_folders",
+    "run_jobs",
+    "run_training_jobs",
+    "threads_per_job",
+]
 
 #: Host memory one CPU training run may need (tomograms, patches, network, segmentation).
 JOB_MEMORY_BYTES = 1536 * 1024**2
@@ -44,6 +52,13 @@ def default_jobs(device: str, pending: int) -> int:
     memory = _host_memory_bytes()
     by_memory = max(1, memory // JOB_MEMORY_BYTES) if memory else cores
     return max(1, min(cores, by_memory, pending))
+
+
+def run_folders(folder: Path, modalities: Sequence[str], seeds: Sequence[int]):
+    """``(runs, pending)``: ``(modality, seed, FOLDER/MODALITY/seed_N)`` of every run, and
+    of those without test scores yet (an interrupted experiment redoes only these)."""
+    runs = [(m, s, Path(folder) / m / f"seed_{s}") for m in modalities for s in seeds]
+    return runs, [r for r in runs if not (r[2] / "test" / "scores.json").is_file()]
 
 
 def threads_per_job(jobs: int) -> int:
