@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from _evaluation_data import synthetic_tomogram, write_tomogram
 from faket.errors import FaketError
 from faket.evaluation.classify import classify_config, classify_on_dataset, load_classify_data
 from faket.evaluation.subtomograms import background_positions, box_geometry, subtomogram_set
+from faket.evaluation.training import learning_rate_factor
 from faket.io import write_mrc
 
 SHAPE = (32, 56, 56)
@@ -117,6 +119,20 @@ def test_training_is_seeded_and_memory_slicing_does_not_change_the_step(dataset,
         dataset, "benchmark", config.model_copy(update={"seed": 1}), data=data
     )[0].history
     assert other["train_loss"].tolist() != first["train_loss"].tolist()
+
+
+def test_the_cosine_schedule_sets_each_epochs_learning_rate(dataset):
+    config = classify_config(**(FAST | {"epochs": 3, "lr_schedule": "cosine", "warmup_steps": 2}))
+    data = load_classify_data(dataset, "benchmark", config)
+    history = classify_on_dataset(dataset, "benchmark", config, data=data)[0].history
+    per_epoch = math.ceil(len(data.train) / config.batch_size)
+    # The learning rate of each epoch's first step (0-based step (e - 1) * per_epoch).
+    expected = [
+        config.learning_rate * learning_rate_factor((e - 1) * per_epoch, 3 * per_epoch, 2, "cosine")
+        for e in (1, 2, 3)
+    ]
+    np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-12)
+    assert expected[0] < expected[1] > expected[2]  # warm-up, then decay
 
 
 def test_bad_settings_and_presets_are_one_line_errors():

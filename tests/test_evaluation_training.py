@@ -11,7 +11,13 @@ from _evaluation_data import synthetic_tomogram
 from faket.errors import FaketError
 from faket.evaluation import load_model, predict, score, segment, train, train_config
 from faket.evaluation.targets import tomogram_targets
-from faket.evaluation.training import PatchSampler, TrainConfig, prepare
+from faket.evaluation.training import (
+    PatchSampler,
+    TrainConfig,
+    learning_rate_factor,
+    prepare,
+    steps_per_epoch,
+)
 
 # Settings that overfit the synthetic tomogram in a few seconds on 2 CPU cores.
 FAST = {
@@ -149,3 +155,42 @@ def test_exclusion_convention_follows_the_preset_unless_given():
         train_config("paper", exclusion_convention="sloppy")
     with pytest.raises(FaketError, match="unknown training preset 'cpu2'; choose from"):
         train_config("cpu2")
+
+
+def test_learning_rate_factor_warms_up_linearly_then_follows_the_cosine():
+    # Warm-up: (step + 1) / (warmup + 1), the same for both schedules.
+    for schedule in ("constant", "cosine"):
+        assert [learning_rate_factor(s, 100, 3, schedule) for s in range(3)] == [0.25, 0.5, 0.75]
+    assert learning_rate_factor(50, 100, 0, "constant") == 1.0
+    # Cosine over the post-warm-up steps: 1 at its start, 1/2 half-way, (1 + cos(pi/4))/2
+    # a quarter in, and the floor 1e-3 at and after the end.
+    assert learning_rate_factor(10, 110, 10, "cosine") == 1.0
+    assert learning_rate_factor(60, 110, 10, "cosine") == pytest.approx(0.5)
+    assert learning_rate_factor(25, 100, 0, "cosine") == pytest.approx((1 + np.sqrt(0.5)) / 2)
+    assert learning_rate_factor(100, 100, 0, "cosine") == 1e-3
+    assert learning_rate_factor(500, 100, 0, "cosine") == 1e-3
+
+
+def test_steps_per_epoch_counts_batches_up_to_the_cap():
+    assert steps_per_epoch(17, TrainConfig(batch_size=8)) == 3
+    assert steps_per_epoch(17, TrainConfig(batch_size=8, max_batches=2)) == 2
+    assert steps_per_epoch(16, TrainConfig(batch_size=8, max_batches=5)) == 2
+
+
+def test_training_applies_the_learning_rate_schedule_step_by_step():
+    tomogram = synthetic_tomogram(2)
+    settings = FAST | {"widths": (4, 4, 4), "epochs": 3, "max_batches": 2, "seed": 1}
+    cosine = train([tomogram], None, TrainConfig(**settings, lr_schedule="cosine", warmup_steps=1))
+    # The last step of epoch e is step 2e - 1 of 6 (0-based).
+    expected = [1e-3 * learning_rate_factor(2 * e - 1, 6, 1, "cosine") for e in (1, 2, 3)]
+    np.testing.assert_allclose(cosine.history["learning_rate"], expected, rtol=1e-12)
+    assert expected[0] > expected[1] > expected[2]
+    constant = train([tomogram], None, TrainConfig(**settings))
+    np.testing.assert_allclose(constant.history["learning_rate"], 1e-3)
+    # Same seed, same batches: only the schedule differs, so the weights must differ.
+    assert not all(
+        torch.equal(p, q)
+        for p, q in zip(
+            cosine.model.network.parameters(), constant.model.network.parameters(), strict=True
+        )
+    )

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,7 @@ from faket.evaluation.data import dataset_split, load_tomogram
 from faket.evaluation.experiment import TEST_MODALITY, load_split
 from faket.evaluation.subtomograms import SubtomogramSet, box_geometry, subtomogram_set
 from faket.evaluation.targets import class_radii
+from faket.evaluation.training import learning_rate_factor
 from faket.io import atomic_path, write_text_atomic
 from faket.progress import progress as progress_bar
 
@@ -74,6 +76,10 @@ class ClassifyConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="Boxes per gradient step.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam step size.")
     weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay (L2).")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="Step size over the run: constant or cosine decay to 0."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Gradient steps of linear warm-up.")
     widths: tuple[int, int, int] = Field((16, 32, 64), description="Channels per block.")
     jitter: int = Field(2, ge=0, description="Random shift of training boxes (voxels).")
     rotate: bool = Field(True, description="Random 180° rotations about the tilt axis.")
@@ -272,13 +278,24 @@ def _train(data, config, progress, log) -> ClassifyResult:
     optimizer = torch.optim.Adam(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
+    total_steps = config.epochs * math.ceil(len(data.train) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: learning_rate_factor(
+            step, total_steps, config.warmup_steps, config.lr_schedule
+        ),
+    )
     per_box = bytes_per_box(data.train.input_size, config.widths, training=True)
     slice_size = chunk_size(per_box, config.batch_size, memory_budget(device))
     rows, best = [], (-math.inf, -math.inf, 0, None, None)
     for epoch in progress_bar(range(1, config.epochs + 1), "classifier", enabled=progress):
         started = time.perf_counter()
-        loss = _train_epoch(network, optimizer, data.train, config, rng, device, slice_size)
+        learning_rate = optimizer.param_groups[0]["lr"]
+        loss = _train_epoch(
+            network, (optimizer, scheduler), data.train, config, rng, device, slice_size
+        )
         row = {"epoch": epoch, "train_loss": loss, "train_seconds": time.perf_counter() - started}
+        row["learning_rate"] = learning_rate  # of the epoch's first step
         scores = None
         if data.validation is not None:
             predicted, _, val_loss = predict_boxes(network, data.validation, device, config.widths)
@@ -300,7 +317,8 @@ def _train(data, config, progress, log) -> ClassifyResult:
     return ClassifyResult(network, list(data.names), pd.DataFrame(rows), best[2], best[4])
 
 
-def _train_epoch(network, optimizer, boxes, config, rng, device, slice_size) -> float:
+def _train_epoch(network, optimizers, boxes, config, rng, device, slice_size) -> float:
+    optimizer, scheduler = optimizers  # stepped together
     network.train()
     order = rng.permutation(len(boxes))
     total = 0.0
@@ -317,6 +335,7 @@ def _train_epoch(network, optimizer, boxes, config, rng, device, slice_size) -> 
             loss.backward()
             total += float(loss.detach()) * len(batch)
         optimizer.step()
+        scheduler.step()
     return total / max(len(order), 1)
 
 
