@@ -11,6 +11,8 @@ same call fits a laptop and a GPU workstation. Also here: deterministic CUDA ker
 from __future__ import annotations
 
 import ctypes
+import math
+import mmap
 import os
 import re
 import threading
@@ -18,6 +20,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 from faket.errors import FaketError
@@ -225,6 +228,41 @@ def reuse_freed_host_memory(enabled: bool = True) -> Iterator[None]:
                 for parameter, value in _GLIBC_DEFAULTS.items():
                     libc.mallopt(parameter, value)
                 libc.malloc_trim(0)
+
+
+def mapped_zeros(
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """A zero tensor that, on the CPU, lives in its own anonymous memory map.
+
+    For large, long-lived arrays (a detector-sized tilt's stored feature maps) between
+    many short-lived temporaries: outside ``malloc``'s heap they leave no hole behind
+    and go back to the system as soon as they are freed, even where
+    :func:`reuse_freed_host_memory` keeps the heap's freed blocks. Fresh mapped pages
+    read as zeros and cost memory only once written. On other devices: ``torch.zeros``.
+
+    Parameters
+    ----------
+    shape : tensor shape; 4-D with ``channels_last`` (N, C, H, W).
+    dtype : torch dtype.
+    device : where the tensor lives.
+    channels_last : lay a 4-D tensor out channels-last (as ``torch.channels_last``).
+    """
+    if device.type != "cpu":
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return torch.zeros(shape, dtype=dtype, device=device, memory_format=fmt)
+    stored = (shape[0], *shape[2:], shape[1]) if channels_last else tuple(shape)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    count = math.prod(stored)
+    buffer = mmap.mmap(-1, max(count * itemsize, 1))
+    # The tensor keeps the array, the array keeps the map: freed together.
+    raw = torch.from_numpy(np.frombuffer(buffer, dtype=np.uint8, count=count * itemsize))
+    out = raw.view(dtype).view(stored)
+    return out.permute(0, 3, 1, 2) if channels_last else out
 
 
 def available_host_memory() -> int:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from faket.device import mapped_zeros
+
 __all__ = ["Switches", "conv_input_grad", "pool_choice"]
 
 
@@ -109,7 +111,7 @@ class Switches:
         else:
             switch, full = pool_choice(values), (1, values.shape[1], *shape)
         if layer not in self.maps:
-            self.maps[layer] = torch.zeros(full, dtype=torch.uint8, device=switch.device)
+            self.maps[layer] = mapped_zeros(full, torch.uint8, switch.device)
         self.maps[layer][place] = switch
 
     def backward(self, grad: torch.Tensor, window: dict[int, tuple], shapes: dict) -> torch.Tensor:

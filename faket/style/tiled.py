@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from faket.device import mapped_zeros
 from faket.style.losses import gram_backward, scaled_mse, scaled_mse_backward
 from faket.style.network import forward
 from faket.style.optim import Adam, Ema
@@ -94,9 +95,8 @@ def _new_map(like: torch.Tensor, shape) -> torch.Tensor:
     """An empty full map for tiles like ``like``, in its memory layout (the layout decides
     which convolution kernels run, and so their round-off)."""
     channels_last = like.is_contiguous(memory_format=torch.channels_last)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
     size = (1, like.shape[1], *shape)
-    return torch.empty(size, dtype=like.dtype, device=like.device, memory_format=fmt)
+    return mapped_zeros(size, like.dtype, like.device, channels_last=channels_last)
 
 
 def _row_blocks(part: torch.Tensor, budget: int = 2**25):
@@ -376,7 +376,8 @@ def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_ou
     style = _layers_in(segment, settings.style_layers)
     content = _layers_in(segment, settings.content_layers)
     output = [] if grad_out is None or segment.tail else [segment.stop]
-    grad_in = torch.zeros_like(x, dtype=torch.float32)
+    channels_last = x.is_contiguous(memory_format=torch.channels_last)
+    grad_in = mapped_zeros(x.shape, torch.float32, x.device, channels_last=channels_last)
     shape = x.shape[-2:]
     for row, column in _tiles(segment, shape, ctx.plan.backward[index], segment.halo_backward):
         owned, local = _owned_input(row, column)

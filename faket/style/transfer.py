@@ -43,6 +43,9 @@ CPU speed: besides the layout, a CPU run keeps freed host memory for the next te
 arrives as fresh pages from the kernel and the page faults cost ~10% of a 512x512 tilt
 and ~20% of a 1024x1024 one on a 2-core CPU (~40% of a straightforward implementation's
 1024x1024 tilt: ``benchmarks/bench_style.py``, configs ``naive`` and ``naive-reuse``).
+Tiled tilts do without it: their temporaries come in many sizes, and a heap that keeps
+them grows far beyond the working set; their stored full-tilt maps live in memory maps of
+their own (:func:`faket.device.mapped_zeros`) and are given back as soon as they are freed.
 
 Precision: ``fp32`` (default; TF32 switched off on NVIDIA GPUs), ``tf32`` (NVIDIA only),
 ``bf16`` or ``fp16`` (autocast for VGG layers from ``reduced_from`` = conv3_1 on; the
@@ -265,9 +268,13 @@ def iter_style_transfer(
     if any(job.plans.values()):
         step = 1
 
+    # Around the whole run, so that freed activations of one tilt serve the next; not for
+    # tiled tilts, whose tiles of many sizes would leave a kept heap ~1.7x as large (their
+    # few page faults cost less: benchmarks/README.md, bench_detector.py).
+    reuse = job.device.type == "cpu" and not any(job.plans.values())
+
     def run() -> Iterator[tuple[int, np.ndarray]]:
-        # Around the whole run, so that freed activations of one tilt serve the next.
-        with reuse_freed_host_memory(job.device.type == "cpu"):
+        with reuse_freed_host_memory(reuse):
             for start in range(0, len(order), step):
                 index = order[start : start + step]
                 with fp32_mode(job.device, settings.precision):
