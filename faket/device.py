@@ -254,7 +254,7 @@ def mapped_zeros(
     """
     if device.type != "cpu":
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        return torch.zeros(shape, dtype=dtype, device=device, memory_format=fmt)
+        return torch.empty(shape, dtype=dtype, device=device, memory_format=fmt).zero_()
     stored = (shape[0], *shape[2:], shape[1]) if channels_last else tuple(shape)
     itemsize = torch.empty((), dtype=dtype).element_size()
     count = math.prod(stored)

@@ -16,6 +16,7 @@ from faket.device import (
     chunk_size,
     cuda_free_bytes,
     deterministic_algorithms,
+    mapped_zeros,
     memory_budget,
     reuse_freed_host_memory,
     select_device,
@@ -371,3 +372,25 @@ def test_cuda_convolution_gradients_repeat_bit_for_bit_in_deterministic_mode() -
             torch.nn.functional.max_pool3d(conv(x), 2).square().sum().backward()
             grads.append((x.grad.clone(), conv.weight.grad.clone()))
     assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.uint8])
+def test_mapped_zeros_are_zero_writable_and_laid_out_like_torch_zeros(dtype):
+    cpu = torch.device("cpu")
+    for channels_last in (False, True):
+        shape = (1, 5, 6, 7)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        mapped = mapped_zeros(shape, dtype, cpu, channels_last=channels_last)
+        expected = torch.empty(shape, dtype=dtype, memory_format=fmt).zero_()
+        assert mapped.dtype == dtype and mapped.shape == expected.shape
+        assert mapped.stride() == expected.stride()  # the layout picks the kernels
+        assert torch.equal(mapped, expected)
+        mapped[0, 4, 5, 6] = 3
+        mapped[0, 0, 0, 0] = 1
+        assert int(mapped.sum()) == 4 and int(mapped[0, 4, 5, 6]) == 3
+    flat = mapped_zeros((3, 4), dtype, cpu)
+    assert flat.is_contiguous() and flat.shape == (3, 4) and not flat.any()
+    assert mapped_zeros((0, 4), dtype, cpu).numel() == 0
+    # Elsewhere (here: the meta device) plain torch tensors of the same layout.
+    meta = mapped_zeros((1, 5, 6, 7), dtype, torch.device("meta"), channels_last=True)
+    assert meta.device.type == "meta" and meta.is_contiguous(memory_format=torch.channels_last)

@@ -202,6 +202,25 @@ def test_tiling_is_chosen_when_a_tilt_does_not_fit(net) -> None:
             choose_plan(net, settings, CPU, (64, 64), None, bad)
 
 
+def test_tiled_tilts_do_not_keep_freed_heap_memory(net, monkeypatch) -> None:
+    # Kept heap blocks of the tiles' many sizes pile up (~1.7x the working set at
+    # 2048^2), so tiled runs leave glibc's defaults; whole tilts keep freed memory.
+    import faket.style.transfer as transfer
+
+    seen = []
+    original = transfer.reuse_freed_host_memory
+
+    def spy(enabled=True):
+        seen.append(enabled)
+        return original(enabled)
+
+    monkeypatch.setattr(transfer, "reuse_freed_host_memory", spy)
+    images = [np.random.default_rng(i).random((1, 64, 64), dtype=np.float32) for i in range(3)]
+    for tile in (0, 32):
+        style_transfer(*images, weights=net, device="cpu", tile=tile)
+    assert seen == [True, False]
+
+
 def test_adam_in_blocks_of_rows_equals_the_whole_update() -> None:
     generator = torch.Generator().manual_seed(5)
     start = torch.rand(1, 3, 37, 29, generator=generator)
