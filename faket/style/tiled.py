@@ -6,7 +6,10 @@ Here the network runs segment by segment (:mod:`faket.style.tiling`: cut after i
 pooling layers from the second on), each segment tile by tile, and only the segments'
 outputs are stored whole (the largest, 128 channels at 1/16 of the pixels, takes 8x a
 float32 grey tilt; the three-channel iterate, its gradient, Adam's moments and the
-average 3x each). One iteration is
+average 3x each). The stored maps live in memory maps of their own
+(:func:`faket.device.mapped_zeros`), outside the heap that the tiles' temporaries
+churn through, so the peak is the stored maps plus one tile's working set. One
+iteration is
 
 1. a forward pass without autograd: the stored maps, the Gram matrices of the style
    layers summed over the tiles' owned positions, the content loss's sums (``sum d^2``
