@@ -48,7 +48,7 @@ from faket.evaluation.data import dataset_split, load_tomogram
 from faket.evaluation.experiment import TEST_MODALITY, load_split
 from faket.evaluation.subtomograms import SubtomogramSet, box_geometry, subtomogram_set
 from faket.evaluation.targets import class_radii
-from faket.evaluation.training import learning_rate_factor
+from faket.evaluation.training import learning_rate_scheduler
 from faket.io import atomic_path, write_text_atomic
 from faket.progress import progress as progress_bar
 
@@ -289,11 +289,8 @@ def _train(data, config, progress, log) -> ClassifyResult:
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     total_steps = config.epochs * math.ceil(len(data.train) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: learning_rate_factor(
-            step, total_steps, config.warmup_steps, config.lr_schedule
-        ),
+    scheduler = learning_rate_scheduler(
+        optimizer, total_steps, config.warmup_steps, config.lr_schedule
     )
     per_box = bytes_per_box(data.train.input_size, config.widths, training=True)
     slice_size = chunk_size(per_box, config.batch_size, memory_budget(device))

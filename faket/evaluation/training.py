@@ -460,11 +460,8 @@ def train(
         network.parameters(), lr=config.learning_rate, betas=tuple(config.betas)
     )
     total_steps = config.epochs * steps_per_epoch(len(samples), config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: learning_rate_factor(
-            step, total_steps, config.warmup_steps, config.lr_schedule
-        ),
+    scheduler = learning_rate_scheduler(
+        optimizer, total_steps, config.warmup_steps, config.lr_schedule
     )
     model = TrainedModel(
         network,
@@ -587,6 +584,16 @@ def learning_rate_factor(step: int, total_steps: int, warmup_steps: int, schedul
     fraction = min((step - warmup_steps) / decaying, 1.0)
     # Never exactly 0: the last step still moves, and Adam's state stays meaningful.
     return max(0.5 * (1.0 + math.cos(math.pi * fraction)), 1e-3)
+
+
+def learning_rate_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, schedule: str
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The step-size schedule of :func:`learning_rate_factor`; step it after every
+    ``optimizer.step()``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, total_steps, warmup_steps, schedule)
+    )
 
 
 def _save_epoch(folder: Path, model: TrainedModel, rows: list[dict], improved: bool) -> None:
