@@ -142,10 +142,12 @@ class TrainConfig(BaseModel):
 #: and non-maximum suppression within the particle radius (``suppression_scale`` 2 with
 #: balls of half the radius): picks closer than a particle radius are the same particle.
 #: Cosine decay of the step size after 50 warm-up steps, so that every seed ends in a
-#: minimum instead of wherever the constant step left it (BENCHMARK test class F1 per seed
-#: 0.90 and 0.89 against 0.80, 0.65 and 0.64 with a constant step). Vesicles and the four
-#: fiducials per tomogram are trained on but not scored (the CZII challenge scores its six
-#: proteins only): four test fiducials made one class of the macro F1 a coin toss per seed.
+#: minimum instead of wherever the constant step left it (BENCHMARK test class F1 per
+#: seed 0.900, 0.888, 0.899 against 0.80, 0.65, 0.64 with a constant step and fiducials
+#: scored; out-of-domain modalities still spread by ~0.1 between seeds:
+#: benchmarks/README.md). Vesicles and the four fiducials per tomogram are trained on but
+#: not scored (the CZII challenge scores its six proteins only): four test fiducials made
+#: one class of the macro F1 a coin toss per seed.
 PRESETS: dict[str, dict] = {
     "paper": {},
     "shrec": {},

@@ -103,8 +103,8 @@ PRESET_REASONS: dict[str, dict[str, str]] = {
         "classes": "The six CZII objects (apoferritin, beta-amylase, beta-galactosidase, "
         "ribosome, thyroglobulin, virus-like particle). With the 13 SHREC-like classes "
         "(several of them alike at 10 Å) a BENCHMARK-trained picker reached class F1 0.63 "
-        "after 120 'small' epochs; with these six it reached 0.70 (seeds 0.64-0.80) in "
-        "the CPU budget, and the CZII F-beta metric applies to them.",
+        "after 120 'small' epochs; with these six it reached 0.90 (seeds 0.89-0.90, cosine "
+        "step decay) in the CPU budget, and the CZII F-beta metric applies to them.",
         "per_class": "80 per class and tomogram (480 particles): crowded, so that "
         "picking must separate neighbours, and enough test particles per class.",
         "vesicles": "Two 15-30 nm vesicles per tomogram: membranes as distractors (not "
