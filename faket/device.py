@@ -256,7 +256,7 @@ def mapped_zeros(
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         return torch.empty(shape, dtype=dtype, device=device, memory_format=fmt).zero_()
     stored = (shape[0], *shape[2:], shape[1]) if channels_last else tuple(shape)
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     count = math.prod(stored)
     buffer = mmap.mmap(-1, max(count * itemsize, 1))
     # The tensor keeps the array, the array keeps the map: freed together.

@@ -298,9 +298,7 @@ def _train(data, config, progress, log) -> ClassifyResult:
     for epoch in progress_bar(range(1, config.epochs + 1), "classifier", enabled=progress):
         started = time.perf_counter()
         learning_rate = optimizer.param_groups[0]["lr"]
-        loss = _train_epoch(
-            network, (optimizer, scheduler), data.train, config, rng, device, slice_size
-        )
+        loss = _train_epoch(network, scheduler, data.train, config, rng, device, slice_size)
         row = {"epoch": epoch, "train_loss": loss, "train_seconds": time.perf_counter() - started}
         row["learning_rate"] = learning_rate  # of the epoch's first step
         scores = None
@@ -324,8 +322,8 @@ def _train(data, config, progress, log) -> ClassifyResult:
     return ClassifyResult(network, list(data.names), pd.DataFrame(rows), best[2], best[4])
 
 
-def _train_epoch(network, optimizers, boxes, config, rng, device, slice_size) -> float:
-    optimizer, scheduler = optimizers  # stepped together
+def _train_epoch(network, scheduler, boxes, config, rng, device, slice_size) -> float:
+    optimizer = scheduler.optimizer  # the schedule's optimiser makes the steps
     network.train()
     order = rng.permutation(len(boxes))
     total = 0.0

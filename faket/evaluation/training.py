@@ -483,7 +483,7 @@ def train(
             row, scores = _epoch(
                 epoch,
                 network,
-                (optimizer, scheduler),
+                scheduler,
                 sampler,
                 model,
                 validation,
@@ -508,12 +508,10 @@ def train(
     return TrainResult(model, pd.DataFrame(rows), best[1], best[2], folder)
 
 
-def _epoch(epoch, network, optimizers, sampler, model, validation, config, device, progress):
+def _epoch(epoch, network, scheduler, sampler, model, validation, config, device, progress):
     """Train one epoch, validate when due; the history row and the validation scores."""
     started = time.perf_counter()
-    loss, learning_rate = _train_epoch(
-        network, optimizers, sampler, config, device, epoch, progress
-    )
+    loss, learning_rate = _train_epoch(network, scheduler, sampler, config, device, epoch, progress)
     row: dict = {"epoch": epoch, "train_loss": loss, "train_seconds": time.perf_counter() - started}
     row["learning_rate"] = learning_rate
     scores = None
@@ -533,10 +531,11 @@ def _selection_value(scores, config: TrainConfig, validating: bool, epoch: int) 
     return -math.inf if validating else float(epoch)
 
 
-def _train_epoch(network, optimizers, sampler, config, device, epoch: int, progress: bool):
-    """One epoch's gradient steps: the mean loss and the learning rate of the last step."""
-    # ``optimizers``: the optimiser and its learning-rate schedule, stepped together.
-    optimizer, scheduler = optimizers
+def _train_epoch(network, scheduler, sampler, config, device, epoch: int, progress: bool):
+    """One epoch's gradient steps: the mean loss and the learning rate of the last step.
+
+    ``scheduler`` is the step-size schedule; its optimiser makes the steps."""
+    optimizer = scheduler.optimizer
     network.train()
     total, count, learning_rate = 0.0, 0, optimizer.param_groups[0]["lr"]
     batches = sampler.epoch(config.batch_size, config.max_batches)
