@@ -105,6 +105,19 @@ def test_a_classifier_trained_on_separable_classes_beats_one_trained_on_noise(da
         classify_on_dataset(dataset, "benchmark", config, run)
 
 
+def test_batch_normalised_classifier_learns_and_checkpoints_its_statistics(dataset, tmp_path):
+    import torch
+
+    config = classify_config(**(FAST | {"batch_norm": True}))
+    result, scores, _ = classify_on_dataset(dataset, "benchmark", config, tmp_path / "bn")
+    norms = [m for m in result.network.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert len(norms) == 4  # one per convolution
+    assert scores.f1_macro >= 0.9  # evaluation mode, running statistics
+    saved = torch.load(tmp_path / "bn" / "best.pt", weights_only=True)
+    assert saved["batch_norm"] is True
+    assert torch.equal(saved["state_dict"]["features.1.running_mean"], norms[0].running_mean)
+
+
 def test_training_is_seeded_and_memory_slicing_does_not_change_the_step(dataset, monkeypatch):
     config = classify_config(**(FAST | {"epochs": 2}))
     data = load_classify_data(dataset, "benchmark", config)

@@ -85,6 +85,39 @@ def test_checkpoint_round_trip(tmp_path):
         load_model(tmp_path / "missing.pt")
 
 
+def test_batch_norm_option_normalises_in_training_and_round_trips_its_statistics(tmp_path):
+    torch.manual_seed(1)
+    network = DeepFinder(3, (2, 3, 4), batch_norm=True)
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert len(norms) == 12  # one per 3x3x3 convolution
+    plain = DeepFinder(3, (2, 3, 4))
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in plain.modules())
+    # In training mode each convolution's output is standardised over the batch, so
+    # the first norm layer's output has mean ~0 and std ~1 per channel.
+    seen = {}
+
+    def keep_output(module, inputs, output) -> None:  # returns None: output unchanged
+        seen["out"] = output.detach().clone()  # before the in-place ReLU
+
+    norms[0].register_forward_hook(keep_output)
+    x = 5.0 + 3.0 * torch.randn(4, 1, 8, 8, 8)
+    network.train()(x)
+    out = seen["out"]
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3, 4)), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(dim=(0, 2, 3, 4)), torch.ones(2), atol=1e-2, rtol=0)
+    # Evaluation uses the running statistics: a patch's output does not depend on the
+    # other patches of its batch, and a checkpoint restores those statistics.
+    network.eval()
+    with torch.no_grad():
+        alone = network(x[:1])
+        together = network(x)[:1]
+    torch.testing.assert_close(alone, together)
+    model = TrainedModel(network, ["a", "b"], {"a": 2.0, "b": 3.5}, 16, 10.0)
+    loaded = load_model(save_model(model, tmp_path / "bn.pt"))
+    assert loaded.network.batch_norm
+    torch.testing.assert_close(loaded.network(x[:1]), alone)
+
+
 def test_dice_loss_values():
     target = torch.zeros(1, 4, 4, 4, dtype=torch.long)
     target[0, :2] = 1  # 32 voxels of class 1, 32 of class 0

@@ -72,9 +72,14 @@ def test_patches_are_centred_on_particles_and_rotations_keep_image_and_labels_al
     assert 5 < rotated < 35  # about half the patches are rotated
 
 
-def test_overfits_a_tiny_tomogram_and_the_full_path_finds_the_particles():
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_overfits_a_tiny_tomogram_and_the_full_path_finds_the_particles(batch_norm):
+    # With batch normalisation the evaluation-mode network (running statistics) must
+    # segment as well as the training-mode one learned to.
     tomogram = synthetic_tomogram(0)
-    result = train([tomogram], None, TrainConfig(**FAST, epochs=20, seed=0))
+    config = TrainConfig(**FAST, epochs=20, seed=0, batch_norm=batch_norm)
+    result = train([tomogram], None, config)
+    assert result.model.network.batch_norm == batch_norm
     labels = segment(tomogram.volume, result.model.network, patch_size=24, device="cpu")
     for label in (1, 2):
         truth = tomogram.class_mask == label
