@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -66,6 +68,24 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
+def _exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
+    """Worker initialiser: end this worker when the process that started it is gone.
+
+    A killed experiment (``kill``, a closed terminal, a batch system's time limit)
+    would otherwise leave its workers training the runs already queued for them, for
+    many minutes, on cores the user believes free and in a results folder they may be
+    reusing. The check is one system call every ``interval_s`` seconds.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="faket-parent-watch", daemon=True).start()
+
+
 def _run_with_threads(function: Callable[..., Any], threads: int, kwargs: dict) -> Any:
     import torch
 
@@ -107,7 +127,13 @@ def run_jobs(
     if log:
         log(f"{len(tasks)} runs, {jobs} at a time, {threads} torch thread(s) each")
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=context,
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+    with pool:
         futures = {}
         for label, task in zip(labels, tasks, strict=True):
             futures[pool.submit(_run_with_threads, function, threads, task)] = label
