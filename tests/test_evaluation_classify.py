@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from _evaluation_data import synthetic_tomogram, write_tomogram
 
 from faket.errors import FaketError
@@ -106,8 +107,6 @@ def test_a_classifier_trained_on_separable_classes_beats_one_trained_on_noise(da
 
 
 def test_batch_normalised_classifier_learns_and_checkpoints_its_statistics(dataset, tmp_path):
-    import torch
-
     config = classify_config(**(FAST | {"batch_norm": True}))
     result, scores, _ = classify_on_dataset(dataset, "benchmark", config, tmp_path / "bn")
     norms = [m for m in result.network.modules() if isinstance(m, torch.nn.BatchNorm3d)]

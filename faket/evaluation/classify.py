@@ -46,6 +46,7 @@ from faket.evaluation.classify_report import (
 )
 from faket.evaluation.data import dataset_split, load_tomogram
 from faket.evaluation.experiment import TEST_MODALITY, load_split
+from faket.evaluation.network import conv_block
 from faket.evaluation.subtomograms import SubtomogramSet, box_geometry, subtomogram_set
 from faket.evaluation.targets import class_radii
 from faket.evaluation.training import learning_rate_scheduler
@@ -152,22 +153,13 @@ class SubtomogramClassifier(nn.Module):
     ):
         super().__init__()
         a, b, c = (int(w) for w in widths)
-
-        def block(channels_in: int, channels_out: int, stride: int = 1) -> list[nn.Module]:
-            layers: list[nn.Module] = [
-                nn.Conv3d(channels_in, channels_out, 3, padding=1, stride=stride)
-            ]
-            if batch_norm:
-                layers.append(nn.BatchNorm3d(channels_out))
-            return [*layers, nn.ReLU(inplace=True)]
-
         self.features = nn.Sequential(
-            *block(1, a, stride=2),
-            *block(a, b),
+            *conv_block(1, a, batch_norm, stride=2),
+            *conv_block(a, b, batch_norm),
             nn.MaxPool3d(2),
-            *block(b, c),
+            *conv_block(b, c, batch_norm),
             nn.MaxPool3d(2),
-            *block(c, c),
+            *conv_block(c, c, batch_norm),
             nn.AdaptiveAvgPool3d(2),
         )
         self.head = nn.Linear(8 * c, n_classes)

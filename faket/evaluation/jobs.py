@@ -127,13 +127,12 @@ def run_jobs(
     if log:
         log(f"{len(tasks)} runs, {jobs} at a time, {threads} torch thread(s) each")
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    pool = ProcessPoolExecutor(
+    with ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=context,
         initializer=_exit_with_parent,
         initargs=(os.getpid(),),
-    )
-    with pool:
+    ) as pool:
         futures = {}
         for label, task in zip(labels, tasks, strict=True):
             futures[pool.submit(_run_with_threads, function, threads, task)] = label

@@ -29,14 +29,25 @@ DEEPFINDER_WIDTHS = (32, 48, 64)
 SIZE_MULTIPLE = 4
 
 
+def conv_block(
+    channels_in: int, channels_out: int, batch_norm: bool = False, stride: int = 1
+) -> list[nn.Module]:
+    """A 3x3x3 convolution ('same' padding), optionally batch normalisation, and a ReLU.
+
+    Without normalisation the layers (and so the checkpoints' parameter names) are those
+    of a plain convolution-ReLU pair.
+    """
+    layers: list[nn.Module] = [nn.Conv3d(channels_in, channels_out, 3, padding=1, stride=stride)]
+    if batch_norm:
+        layers.append(nn.BatchNorm3d(channels_out))
+    return [*layers, nn.ReLU(inplace=True)]
+
+
 def _convs(channels_in: int, channels_out: int, count: int, batch_norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for index in range(count):
         first = channels_in if index == 0 else channels_out
-        layers.append(nn.Conv3d(first, channels_out, 3, padding=1))
-        if batch_norm:
-            layers.append(nn.BatchNorm3d(channels_out))
-        layers.append(nn.ReLU(inplace=True))
+        layers += conv_block(first, channels_out, batch_norm)
     return layers
 
 
@@ -61,9 +72,10 @@ class DeepFinder(nn.Module):
     widths : (int, int, int)
         Channels at full, half and quarter resolution.
     batch_norm : bool
-        Batch normalisation after every 3x3x3 convolution (not in DeepFinder; an option
-        of the CPU presets, where it makes short runs learn every class whatever the
-        seed). In evaluation mode it applies the statistics of the training patches.
+        Batch normalisation after every 3x3x3 convolution (not in DeepFinder, and off in
+        every training preset: it makes short runs learn the small classes whatever the
+        seed, but costs ~20 % per step; benchmarks/README.md). In evaluation mode it
+        applies the running statistics of the training patches.
     """
 
     def __init__(
@@ -82,8 +94,7 @@ class DeepFinder(nn.Module):
         a, b, c = (int(w) for w in widths)
         self.n_classes = int(n_classes)
         self.widths = (a, b, c)
-        self.batch_norm = bool(batch_norm)
-        norm = self.batch_norm
+        self.batch_norm = norm = bool(batch_norm)
         self.high = nn.Sequential(*_convs(1, a, 2, norm))
         self.mid = nn.Sequential(nn.MaxPool3d(2), *_convs(a, b, 2, norm))
         self.low = nn.Sequential(nn.MaxPool3d(2), *_convs(b, c, 4, norm))
