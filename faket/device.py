@@ -192,6 +192,19 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
+def release_freed_host_memory() -> None:
+    """Give the heap's free memory back to the system now (glibc ``malloc_trim``).
+
+    Inside :func:`reuse_freed_host_memory` freed blocks stay resident for the next
+    request; between work items that are large and few (one detector-sized tilt after
+    another) this returns them, so that what one item left behind cannot add to the next
+    item's peak. Elsewhere (no glibc) it does nothing.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 @contextmanager
 def reuse_freed_host_memory(enabled: bool = True) -> Iterator[None]:
     """Within the block, freed host memory is kept for reuse instead of given back.

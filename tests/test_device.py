@@ -18,6 +18,7 @@ from faket.device import (
     deterministic_algorithms,
     mapped_zeros,
     memory_budget,
+    release_freed_host_memory,
     reuse_freed_host_memory,
     select_device,
     visible_cuda_devices,
@@ -91,6 +92,22 @@ def _check_restored_after_raise() -> None:
     assert _mmap_growth_of_a_big_tensor() >= BIG
 
 
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_release_returns_kept_memory() -> None:
+    with reuse_freed_host_memory():
+        tensor = torch.ones(BIG // 4)  # from the heap, touched
+        del tensor
+        kept = _resident_bytes()
+        release_freed_host_memory()
+        # The freed block was resident until the release, and is given back by it.
+        assert kept - _resident_bytes() >= BIG // 2
+        assert _mmap_growth_of_a_big_tensor() == 0  # still reusing after the release
+
+
 def _in_fresh_interpreter(check: str) -> None:
     """Run ``check`` of this module in a new Python: glibc's allocator state is global,
     and earlier tests in this process (their freed heaps, their threads) change where a
@@ -121,6 +138,10 @@ def test_disabled_or_without_glibc_it_changes_nothing() -> None:
 
 def test_the_setting_is_restored_when_the_block_raises() -> None:
     _in_fresh_interpreter("_check_restored_after_raise")
+
+
+def test_release_gives_the_kept_heap_back_and_keeps_reusing() -> None:
+    _in_fresh_interpreter("_check_release_returns_kept_memory")
 
 
 # --- device strings -------------------------------------------------------------------

@@ -8,8 +8,10 @@ outputs are stored whole (the largest, 128 channels at 1/16 of the pixels, takes
 float32 grey tilt; the three-channel iterate, its gradient, Adam's moments and the
 average 3x each). The stored maps live in memory maps of their own
 (:func:`faket.device.mapped_zeros`), outside the heap that the tiles' temporaries
-churn through, so the peak is the stored maps plus one tile's working set. One
-iteration is
+churn through, and every tile of a pass has one window size
+(:func:`faket.style.tiling.spans`), so a heap that keeps freed blocks serves each tile
+from the previous tile's blocks: the peak is the stored maps plus one tile's working
+set. One iteration is
 
 1. a forward pass without autograd: the stored maps, the Gram matrices of the style
    layers summed over the tiles' owned positions, the content loss's sums (``sum d^2``

@@ -295,7 +295,8 @@ class Span:
     owned : (int, int)
         Input positions whose results (gradient, stored map, sums) the tile delivers.
     window : (int, int)
-        Input positions the tile computes on: ``owned`` plus the halo, clipped to the image.
+        Input positions the tile computes on: ``owned`` plus the halo, clipped to the
+        image; tiles at its edges are widened inwards to the interior tiles' size.
     size : int
         Length of the input grid.
     """
@@ -315,19 +316,35 @@ def spans(size: int, stride: int, tile: int, halo: int) -> Iterator[Span]:
     stride : int
         Input positions per output position (the segment's stride).
     tile : int
-        Owned output positions per tile (the last tile owns the rest).
+        Most owned output positions per tile: the axis gets as many tiles as that needs,
+        of equal size (the last one owns the rest, less than ``tile`` only by the
+        division's remainder).
     halo : int
-        Positions added on the interior sides, a multiple of ``stride``.
+        Positions added on the interior sides, a multiple of ``stride``. Windows at the
+        image's edges reach further inwards, so that all windows of a pass have the size
+        of an interior one (the last one up to ``stride - 1`` more, to start on a
+        multiple of ``stride``).
     """
     outputs = size // stride
     if outputs < 1 or tile < 1 or halo % stride:
         raise FaketError(f"cannot tile {size} positions with stride {stride} and halo {halo}")
+    # As many tiles as ``tile`` needs, of equal size: the last one owns no small remainder.
+    tile = -(-outputs // -(-outputs // tile))
+    length = min(size, tile * stride + 2 * halo)
     for first in range(0, outputs, tile):
         last = min(first + tile, outputs)
         begin = first * stride
         end = size if last == outputs else last * stride
-        window = (max(0, begin - halo), size if last == outputs else min(size, end + halo))
-        yield Span((begin, end), window, size)
+        low, high = max(0, begin - halo), size if last == outputs else min(size, end + halo)
+        # Tiles at the image's edges widen inwards to the interior tiles' size: a larger
+        # window only makes more positions valid, and with one window size per pass a
+        # heap that keeps freed blocks serves every tile from the previous tile's blocks.
+        if high - low < length:
+            if high == size:
+                low = max(0, (size - length) // stride * stride)
+            else:
+                high = min(size, low + length)
+        yield Span((begin, end), (low, high), size)
 
 
 def tap_range(span: Span, tap: Tap, kind: str) -> tuple[int, int]:
@@ -394,8 +411,10 @@ def tail_range(span: Span, segment: Segment) -> tuple[int, int]:
 
 
 #: Working set of one tile in automatic mode: larger tiles only shave the halos' few
-#: percent, and the full-tilt maps need room besides.
-TILE_BYTES = 2 * 1024**3
+#: percent, and the full-tilt maps need room besides, as does the heap that keeps freed
+#: blocks for the next tile (benchmarks/README.md: 1 GiB and 2 GiB tiles took the same
+#: time at 4096^2).
+TILE_BYTES = 1024**3
 #: Bytes per activation value of a tile's segment (float32 activations, incl. autograd's
 #: saved tensors and the backward pass's gradients; forward-only: the live activations),
 #: measured on the CPU (benchmarks/README.md).

@@ -43,9 +43,9 @@ CPU speed: besides the layout, a CPU run keeps freed host memory for the next te
 arrives as fresh pages from the kernel and the page faults cost ~10% of a 512x512 tilt
 and ~20% of a 1024x1024 one on a 2-core CPU (~40% of a straightforward implementation's
 1024x1024 tilt: ``benchmarks/bench_style.py``, configs ``naive`` and ``naive-reuse``).
-Tiled tilts do without it: their temporaries come in many sizes, and a heap that keeps
-them grows far beyond the working set; their stored full-tilt maps live in memory maps of
-their own (:func:`faket.device.mapped_zeros`) and are given back as soon as they are freed.
+Tiled tilts keep it too: all tiles of a pass have one window size, so each tile's
+temporaries reuse the previous tile's blocks, and their stored full-tilt maps live in
+memory maps of their own (:func:`faket.device.mapped_zeros`), outside that heap.
 
 Precision: ``fp32`` (default; TF32 switched off on NVIDIA GPUs), ``tf32`` (NVIDIA only),
 ``bf16`` or ``fp16`` (autocast for VGG layers from ``reduced_from`` = conv3_1 on; the
@@ -64,7 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from faket.device import reuse_freed_host_memory, select_device
+from faket.device import release_freed_host_memory, reuse_freed_host_memory, select_device
 from faket.errors import FaketError
 from faket.progress import progress as progress_bar
 from faket.style._precision import fp32_mode, warn_if_emulated
@@ -268,10 +268,10 @@ def iter_style_transfer(
     if any(job.plans.values()):
         step = 1
 
-    # Around the whole run, so that freed activations of one tilt serve the next; not for
-    # tiled tilts, whose tiles of many sizes would leave a kept heap ~1.7x as large (their
-    # few page faults cost less: benchmarks/README.md, bench_detector.py).
-    reuse = job.device.type == "cpu" and not any(job.plans.values())
+    # Around the whole run, so that freed activations of one tilt (or tile) serve the
+    # next: fresh pages cost a tiled 4096^2 tilt ~30 % of its time (benchmarks/README.md).
+    reuse = job.device.type == "cpu"
+    tiled = any(job.plans.values())
 
     def run() -> Iterator[tuple[int, np.ndarray]]:
         with reuse_freed_host_memory(reuse):
@@ -279,6 +279,8 @@ def iter_style_transfer(
                 index = order[start : start + step]
                 with fp32_mode(job.device, settings.precision):
                     out01 = _stylise_batch(job, index)
+                if tiled and reuse:
+                    release_freed_host_memory()  # one tilt's heap blocks, not the next's
                 if settings.match_stats == "style":
                     out = _match_stats(out01, job.style_mean[index], job.style_std[index])
                 else:
@@ -338,8 +340,8 @@ def style_transfer(
         None (default): tile a tilt only when its whole-tilt working set exceeds the
         memory budget; 0: never tile; N: tiles of N x N pixels (see
         :mod:`faket.style.tiled`). Tiled results equal whole-tilt ones up to float
-        round-off (the update direction of ~0.01% of pixels), at ~1.3-1.5x the time
-        per pixel; tiled tilts are processed one at a time.
+        round-off (the update direction of ~0.01% of pixels), at more time per
+        pixel (benchmarks/README.md); tiled tilts are processed one at a time.
     progress : bool
         Progress bar per tilt on stderr.
     **overrides
