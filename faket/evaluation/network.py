@@ -74,7 +74,7 @@ class DeepFinder(nn.Module):
     batch_norm : bool
         Batch normalisation after every 3x3x3 convolution (not in DeepFinder, and off in
         every training preset: it makes short runs learn the small classes whatever the
-        seed, but costs ~20 % per step; benchmarks/README.md). In evaluation mode it
+        seed, but makes each step slower; benchmarks/README.md). In evaluation mode it
         applies the running statistics of the training patches.
     """
 

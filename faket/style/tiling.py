@@ -335,15 +335,12 @@ def spans(size: int, stride: int, tile: int, halo: int) -> Iterator[Span]:
         last = min(first + tile, outputs)
         begin = first * stride
         end = size if last == outputs else last * stride
-        low, high = max(0, begin - halo), size if last == outputs else min(size, end + halo)
-        # Tiles at the image's edges widen inwards to the interior tiles' size: a larger
-        # window only makes more positions valid, and with one window size per pass a
-        # heap that keeps freed blocks serves every tile from the previous tile's blocks.
-        if high - low < length:
-            if high == size:
-                low = max(0, (size - length) // stride * stride)
-            else:
-                high = min(size, low + length)
+        # Tiles at the image's edges widen inwards to the interior tiles' size (interior
+        # windows are unchanged by the min/max): a larger window only makes more positions
+        # valid, and with one window size per pass a heap that keeps freed blocks serves
+        # every tile from the previous tile's blocks.
+        low = max(0, min(begin - halo, (size - length) // stride * stride))
+        high = size if last == outputs else min(size, max(end + halo, low + length))
         yield Span((begin, end), (low, high), size)
 
 

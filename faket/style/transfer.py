@@ -265,13 +265,13 @@ def iter_style_transfer(
     job = _prepare(content, style, init, weights, settings, device, seed, memory_budget, tile)
     order = _tilt_list(tilts, job.content01.shape[0])
     step = tilts_per_step(job.content01.shape, settings, job.device, memory_budget, batch_size)
-    if any(job.plans.values()):
+    tiled = any(job.plans.values())
+    if tiled:
         step = 1
 
     # Around the whole run, so that freed activations of one tilt (or tile) serve the
     # next: fresh pages cost a tiled 4096^2 tilt ~30 % of its time (benchmarks/README.md).
     reuse = job.device.type == "cpu"
-    tiled = any(job.plans.values())
 
     def run() -> Iterator[tuple[int, np.ndarray]]:
         with reuse_freed_host_memory(reuse):
