@@ -36,7 +36,7 @@ import time
 import numpy as np
 import torch
 
-from faket.style._precision import cpu_has_native_bf16
+from faket.precision import cpu_has_native_bf16
 
 CONFIGS = {
     "naive": {},

@@ -220,7 +220,7 @@ def _precision_available(precision: str, device) -> bool:
     if precision == "fp16":
         return device.type != "cpu"
     if precision == "bf16" and device.type == "cpu":
-        from faket.style._precision import cpu_has_native_bf16
+        from faket.precision import cpu_has_native_bf16
 
         return cpu_has_native_bf16()
     return True

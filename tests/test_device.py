@@ -300,7 +300,7 @@ def _tf32_settings() -> tuple:
 
 @pytest.mark.parametrize(("precision", "expected"), [("fp32", "ieee"), ("tf32", "tf32")])
 def test_fp32_mode_sets_tf32_switches_and_restores_them(precision, expected) -> None:
-    from faket.style._precision import fp32_mode
+    from faket.precision import fp32_mode
 
     if not hasattr(torch.backends.cudnn, "conv"):
         pytest.skip("PyTorch < 2.9 has only the legacy TF32 flags")
@@ -317,7 +317,7 @@ def test_fp32_mode_sets_tf32_switches_and_restores_them(precision, expected) -> 
 
 
 def test_mixed_precision_is_bf16_on_gpus_with_bf16_tensor_cores(monkeypatch) -> None:
-    from faket.style._precision import resolve_precision
+    from faket.precision import resolve_precision
 
     cuda = torch.device("cuda")
     for capability, expected in (((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):
@@ -363,7 +363,7 @@ def test_cuda_budget_counts_memory_cached_by_pytorch() -> None:
 
 @pytest.mark.cuda
 def test_fp32_mode_is_ieee_float32_and_tf32_is_not() -> None:
-    from faket.style._precision import fp32_mode
+    from faket.precision import fp32_mode
 
     if torch.cuda.get_device_capability() < (8, 0):
         pytest.skip("TF32 needs an Ampere or newer GPU")

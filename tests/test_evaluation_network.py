@@ -8,7 +8,7 @@ import torch
 
 from faket.errors import FaketError
 from faket.evaluation import DeepFinder, TrainedModel, load_model, save_model
-from faket.evaluation.training import TrainConfig, _new_network, dice_loss
+from faket.evaluation.training import TrainConfig, _new_network, dice_loss, train_config
 
 
 def _conv(k: int, cin: int, cout: int) -> int:
@@ -116,6 +116,46 @@ def test_batch_norm_option_normalises_in_training_and_round_trips_its_statistics
     loaded = load_model(save_model(model, tmp_path / "bn.pt"))
     assert loaded.network.batch_norm
     torch.testing.assert_close(loaded.network(x[:1]), alone)
+
+
+def test_bf16_precision_runs_the_convolutions_in_bfloat16_and_round_trips(tmp_path):
+    torch.manual_seed(2)
+    exact = DeepFinder(3, (4, 4, 4)).eval()
+    reduced = DeepFinder(3, (4, 4, 4), precision="bf16").eval()
+    reduced.load_state_dict(exact.state_dict())
+    convolution_types = []
+    reduced.high[0].register_forward_hook(lambda m, i, o: convolution_types.append(o.dtype))
+    x = torch.randn(2, 1, 8, 8, 8)
+    with torch.no_grad():
+        want, got = exact(x), reduced(x)
+    assert convolution_types == [torch.bfloat16] and got.dtype == torch.float32
+    # bfloat16 keeps 8 significant bits: close to float32, but not equal to it.
+    error = float((got - want).abs().max() / want.abs().max())
+    assert 1e-5 < error < 5e-2
+    model = TrainedModel(reduced, ["a", "b"], {"a": 2.0, "b": 3.5}, 16, 10.0)
+    loaded = load_model(save_model(model, tmp_path / "bf16.pt"))
+    assert loaded.network.precision == "bf16"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.network(x), got)
+    with pytest.raises(FaketError, match="unknown network precision"):
+        DeepFinder(3, (4, 4, 4), precision="fp16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_mixed_network_precision_is_bf16_only_where_native(monkeypatch, native):
+    import faket.precision as precision_module
+
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision_module, "cuda_has_native_bf16", lambda device: False)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    resolve = precision_module.network_autocast_dtype
+    assert resolve("mixed", cpu) == (torch.bfloat16 if native else None)
+    assert resolve("mixed", cuda) is None  # pre-Ampere: float32, never fp16
+    assert resolve("fp32", cpu) is None and resolve("bf16", cpu) == torch.bfloat16
+    network = _new_network(3, TrainConfig(widths=(2, 2, 2), precision="mixed"))
+    assert network.precision == "mixed"
+    with pytest.raises(FaketError, match="training setting precision"):
+        train_config("cpu", precision="fp16")  # no loss scaling for the judges
 
 
 def test_dice_loss_values():

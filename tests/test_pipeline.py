@@ -344,3 +344,32 @@ def test_config_cli_writes_yaml_and_schema(tmp_path, capsys):
         main(["config", "schema"])
     schema = json.loads(capsys.readouterr().out)
     assert "microscope" in schema["properties"] and "phantom" in schema["properties"]
+
+
+def test_cpu_config_lists_the_judges_settings_of_its_experiment_preset(tmp_path):
+    from faket.evaluation.classify import classify_config
+    from faket.evaluation.training import train_config
+
+    with pytest.raises(SystemExit) as exited:
+        main(["config", "init", "--preset", "cpu", "-o", str(tmp_path / "cpu.yaml")])
+    assert exited.value.code == 0
+    text = (tmp_path / "cpu.yaml").read_text()
+    assert parse_dataset_config(yaml.safe_load(text)) == preset("cpu")  # comments only
+    listed = {"DeepFinder": {}, "classifier": {}}
+    judge = None
+    for line in text.splitlines():
+        if line.rstrip(":") in ("# DeepFinder", "# classifier"):
+            judge = line[2:].rstrip(":")
+        elif judge and line.startswith("#   "):
+            key, value = line[4:].split("  # ")[0].split(": ", 1)
+            listed[judge][key] = json.loads(value)
+    # The listed values are the ones the experiment trains with, each with its reason.
+    deepfinder = train_config("cpu").model_dump()
+    assert listed["DeepFinder"] and all(
+        deepfinder[k] == (tuple(v) if isinstance(v, list) and k == "widths" else v)
+        for k, v in listed["DeepFinder"].items()
+    )
+    assert listed["DeepFinder"]["epochs"] == 25 and listed["DeepFinder"]["precision"] == "mixed"
+    assert "#   epochs: 25  # " in text
+    classifier = classify_config("cpu").model_dump()
+    assert all(classifier[k] == v for k, v in listed["classifier"].items())

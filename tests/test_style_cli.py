@@ -219,9 +219,9 @@ def test_parse_tilts() -> None:
 
 
 def test_emulated_bf16_warns_in_one_line(inputs, tmp_path: Path, capsys, monkeypatch) -> None:
-    from faket.style import _precision
+    import faket.precision as precision_module
 
-    monkeypatch.setattr(_precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
     output = tmp_path / "bf16.mrc"
     status, err = _run(capsys, *_style_args(inputs, output, "--precision", "bf16", "--tilts", "0"))
     assert status == 0 and output.exists()

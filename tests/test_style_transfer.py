@@ -176,22 +176,23 @@ def test_bad_requests_are_one_line_errors(net, stacks, change, message) -> None:
 
 @pytest.mark.parametrize("native", [True, False])
 def test_mixed_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native) -> None:
-    from faket.style import _precision
+    import faket.precision as precision_module
 
-    monkeypatch.setattr(_precision, "cpu_has_native_bf16", lambda: native)
-    monkeypatch.setattr(_precision, "cuda_has_native_bf16", lambda device: False)  # pre-Ampere
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
+    # pre-Ampere GPU:
+    monkeypatch.setattr(precision_module, "cuda_has_native_bf16", lambda device: False)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert _precision.resolve_precision("mixed", cpu) == ("bf16" if native else "fp32")
-    assert _precision.resolve_precision("mixed", cuda) == "fp16"
+    assert precision_module.resolve_precision("mixed", cpu) == ("bf16" if native else "fp32")
+    assert precision_module.resolve_precision("mixed", cuda) == "fp16"
     if native:
-        assert _precision.resolve_precision("bf16", cpu) == "bf16"
+        assert precision_module.resolve_precision("bf16", cpu) == "bf16"
     else:
         # Emulated bf16 still runs when asked for, but says it is slow.
-        assert _precision.resolve_precision("bf16", cpu) == "bf16"
+        assert precision_module.resolve_precision("bf16", cpu) == "bf16"
         with pytest.warns(RuntimeWarning, match="no fast bfloat16"):
-            _precision.warn_if_emulated("bf16", cpu)
+            precision_module.warn_if_emulated("bf16", cpu)
     with pytest.raises(FaketError, match="needs a GPU"):
-        _precision.resolve_precision("fp16", cpu)
+        precision_module.resolve_precision("fp16", cpu)
 
 
 def test_adam_equals_torch_optim_adam_bit_for_bit() -> None:

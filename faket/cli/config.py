@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 from faket.cli._common import require_output
+from faket.evaluation.classify import PRESETS as CLASSIFY_PRESETS
+from faket.evaluation.training import PRESET_REASONS as TRAINING_REASONS
+from faket.evaluation.training import PRESETS as TRAINING_PRESETS
 from faket.io import write_text_atomic
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.presets import PRESET_REASONS, PRESETS, commented_yaml, resolve_preset
@@ -40,11 +43,29 @@ def init_command(
     config, notes = resolve_preset(preset_name, models or [], download=not offline)
     for note in notes:
         typer.echo(f"faket: {note}", err=True)
-    text = commented_yaml(config, PRESET_REASONS.get(preset_name))
+    text = commented_yaml(config, PRESET_REASONS.get(preset_name)) + _judge_settings(preset_name)
     if output is None:
         typer.echo(text, nl=False)
     else:
         write_text_atomic(require_output(output, overwrite), text)
+
+
+def _judge_settings(preset_name: str) -> str:
+    """Comment lines: the judges' settings of ``faket experiment --preset NAME``, and why."""
+    deepfinder, classifier = TRAINING_PRESETS.get(preset_name), CLASSIFY_PRESETS.get(preset_name)
+    if not deepfinder and not classifier:
+        return ""
+    reasons = TRAINING_REASONS.get(preset_name, {})
+    lines = [
+        f"# faket experiment --preset {preset_name} trains its judges with these settings",
+        "# (not part of this file; change them with --settings / --classify-settings FILE):",
+    ]
+    for judge, settings in (("DeepFinder", deepfinder), ("classifier", classifier)):
+        lines.append(f"# {judge}:")
+        for key, value in (settings or {}).items():
+            why = f"  # {reasons[key]}" if judge == "DeepFinder" and key in reasons else ""
+            lines.append(f"#   {key}: {json.dumps(value)}{why}")
+    return "\n".join(lines) + "\n"
 
 
 @config_app.command("schema")

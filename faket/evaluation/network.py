@@ -22,6 +22,7 @@ from torch import nn
 
 from faket.errors import FaketError
 from faket.io import atomic_path
+from faket.precision import network_autocast_dtype
 
 #: DeepFinder's channel widths at full, half and quarter resolution.
 DEEPFINDER_WIDTHS = (32, 48, 64)
@@ -72,10 +73,13 @@ class DeepFinder(nn.Module):
     widths : (int, int, int)
         Channels at full, half and quarter resolution.
     batch_norm : bool
-        Batch normalisation after every 3x3x3 convolution (not in DeepFinder, and off in
-        every training preset: it makes short runs learn the small classes whatever the
-        seed, but makes each step slower; benchmarks/README.md). In evaluation mode it
-        applies the running statistics of the training patches.
+        Batch normalisation after every 3x3x3 convolution (not in DeepFinder; on in the
+        ``cpu`` training preset, where it makes every seed learn the small classes). In
+        evaluation mode it applies the running statistics of the training patches.
+    precision : {'fp32', 'bf16', 'mixed'}
+        Arithmetic of the forward pass (and so of its backward pass): float32, bfloat16
+        autocast, or bf16 where the device has it natively
+        (:func:`faket.precision.network_autocast_dtype`). Weights and logits are float32.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class DeepFinder(nn.Module):
         n_classes: int,
         widths: tuple[int, int, int] = DEEPFINDER_WIDTHS,
         batch_norm: bool = False,
+        precision: str = "fp32",
     ):
         super().__init__()
         if n_classes < 2:
@@ -95,6 +100,8 @@ class DeepFinder(nn.Module):
         self.n_classes = int(n_classes)
         self.widths = (a, b, c)
         self.batch_norm = norm = bool(batch_norm)
+        network_autocast_dtype(precision, torch.device("cpu"))  # a bad name fails here
+        self.precision = precision
         self.high = nn.Sequential(*_convs(1, a, 2, norm))
         self.mid = nn.Sequential(nn.MaxPool3d(2), *_convs(a, b, 2, norm))
         self.low = nn.Sequential(nn.MaxPool3d(2), *_convs(b, c, 4, norm))
@@ -133,11 +140,14 @@ class DeepFinder(nn.Module):
             )
         if x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last_3d)  # see place_network
-        high = self.high(x)
-        mid = self.mid(high)
-        low = self.low(mid)
-        mid = self.decode_mid(torch.cat([self.up_low(low), mid], dim=1))
-        return self.head(self.decode_high(torch.cat([self.up_mid(mid), high], dim=1)))
+        reduced = network_autocast_dtype(self.precision, x.device)
+        with torch.autocast(x.device.type, reduced or torch.bfloat16, enabled=bool(reduced)):
+            high = self.high(x)
+            mid = self.mid(high)
+            low = self.low(mid)
+            mid = self.decode_mid(torch.cat([self.up_low(low), mid], dim=1))
+            logits = self.head(self.decode_high(torch.cat([self.up_mid(mid), high], dim=1)))
+        return logits.float()
 
 
 def place_network(network: nn.Module, device: str | torch.device) -> nn.Module:
@@ -200,6 +210,7 @@ def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
         "n_classes": model.network.n_classes,
         "widths": list(model.network.widths),
         "batch_norm": model.network.batch_norm,
+        "precision": model.network.precision,
         "class_names": list(model.class_names),
         "radii": {k: float(v) for k, v in model.radii.items()},
         "patch_size": int(model.patch_size),
@@ -235,7 +246,10 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     if not isinstance(payload, dict) or payload.get("format") != "faket-deepfinder-1":
         raise FaketError(f"{file}: not a faket DeepFinder checkpoint")
     network = DeepFinder(
-        payload["n_classes"], tuple(payload["widths"]), bool(payload.get("batch_norm", False))
+        payload["n_classes"],
+        tuple(payload["widths"]),
+        bool(payload.get("batch_norm", False)),
+        str(payload.get("precision", "fp32")),  # absent in older checkpoints
     )
     network.load_state_dict(payload["state_dict"])
     place_network(network, device).eval()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from faket.errors import FaketError
-from faket.style._precision import reduced_dtype
+from faket.precision import reduced_dtype
 from faket.style.losses import gram_matrix
 from faket.style.settings import TransferSettings, resize
 from faket.style.vgg import VGG19Features

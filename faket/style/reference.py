@@ -17,8 +17,8 @@ import torch
 from faket.device import chunk_size, memory_budget, reuse_freed_host_memory, select_device
 from faket.errors import FaketError
 from faket.io import atomic_path, release_pages
+from faket.precision import fp32_mode
 from faket.progress import progress as progress_bar
-from faket.style._precision import fp32_mode
 from faket.style.network import resolve_net, style_grams
 from faket.style.settings import (
     TransferSettings,

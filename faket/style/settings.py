@@ -10,7 +10,7 @@ import torch
 
 from faket.errors import FaketError
 from faket.io import release_pages
-from faket.style._precision import check_precision
+from faket.precision import check_precision
 from faket.style.vgg import LAYER_NAMES, POOLINGS, min_input_size
 
 __all__ = [

@@ -66,8 +66,8 @@ import torch
 
 from faket.device import release_freed_host_memory, reuse_freed_host_memory, select_device
 from faket.errors import FaketError
+from faket.precision import fp32_mode, warn_if_emulated
 from faket.progress import progress as progress_bar
-from faket.style._precision import fp32_mode, warn_if_emulated
 from faket.style.losses import total_loss
 from faket.style.network import forward, resolve_net, style_grams, target_features
 from faket.style.optim import Adam, Ema

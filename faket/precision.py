@@ -1,4 +1,5 @@
-"""Arithmetic precision of the style transfer: names, autocast and TF32 switches."""
+"""Arithmetic precision: names, autocast types and TF32 switches (style transfer and
+the judges' networks)."""
 
 from __future__ import annotations
 
@@ -139,3 +140,27 @@ def _tf32_switches(tf32: bool) -> Iterator[None]:
         yield
     finally:
         cudnn.allow_tf32, matmul.allow_tf32 = saved_flags
+
+
+#: Precisions the judges' networks (DeepFinder, the subtomogram classifier) accept.
+NETWORK_PRECISIONS = ("fp32", "bf16", "mixed")
+
+
+def network_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast type of a judge network's forward pass: bf16, or None for float32.
+
+    ``mixed`` means bf16 where it is native (a CPU with AVX-512 BF16 or AMX, an NVIDIA
+    GPU from Ampere on) and float32 elsewhere. Unlike the style transfer, fp16 is never
+    chosen: training without loss scaling would let small gradients underflow. The
+    weights, the optimiser state and the loss stay float32 either way.
+    """
+    if precision not in NETWORK_PRECISIONS:
+        raise FaketError(
+            f"unknown network precision {precision!r}; use {', '.join(NETWORK_PRECISIONS)}"
+        )
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    native = cpu_has_native_bf16() if device.type == "cpu" else cuda_has_native_bf16(device)
+    return torch.bfloat16 if native else None
