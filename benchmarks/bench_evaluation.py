@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_evaluation.py                        # 200 x 512 x 512, small preset
     python benchmarks/bench_evaluation.py --presets small paper --device cuda
     python benchmarks/bench_evaluation.py --shape 64 160 160 --presets small
+    python benchmarks/bench_evaluation.py --presets cpu --variants --rounds 2  # bf16 / BN
 
 A SHREC-like grand model (built-in classes) provides the particle list and the ideal label
 volume (target balls: what a perfect network would output). For each training preset of
@@ -16,6 +17,10 @@ volume (target balls: what a perfect network would output). For each training pr
 - the time to segment the whole tomogram by overlapping patches (untrained weights: the
   cost does not depend on them) and the process's peak resident memory;
 - the time to cluster the ideal label volume into particles (mean-shift per class).
+
+``--variants`` also times the step of each preset with batch normalisation off and on,
+in float32 and in bf16 autocast, the four interleaved over ``--rounds`` rounds (the
+machine is shared: each round gives every variant the same conditions).
 """
 
 from __future__ import annotations
@@ -76,6 +81,32 @@ def time_training_step(network, volume, labels, centres, config, steps: int, dev
     return float(np.mean(times))
 
 
+def step_variants(preset: str, n_classes: int, data, args, device) -> None:
+    """Print the step time of ``preset`` with batch norm off/on, in fp32 and bf16."""
+    settings = train_config(preset)
+    variants = [(norm, precision) for norm in (False, True) for precision in ("fp32", "bf16")]
+    times: dict[tuple, list[float]] = {v: [] for v in variants}
+    for _round in range(args.rounds):
+        for norm, precision in variants:
+            torch.manual_seed(args.seed)
+            network = DeepFinder(n_classes, settings.widths, norm, precision)
+            network = place_network(network, device)
+            times[(norm, precision)].append(
+                time_training_step(network, *data, settings, args.steps, device)
+            )
+    print(f"\n{preset}: seconds per step (one value per round)")
+    print(f"{'batch norm':<11} {'fp32':>20} {'bf16 autocast':>20} {'bf16 / fp32':>11}")
+    reference = np.mean(times[(False, "fp32")])
+    for norm in (False, True):
+        fp32, bf16 = times[(norm, "fp32")], times[(norm, "bf16")]
+        cells = [" / ".join(f"{t:.3f}" for t in column) for column in (fp32, bf16)]
+        print(
+            f"{'on' if norm else 'off':<11} {cells[0]:>20} {cells[1]:>20} "
+            f"{np.mean(bf16) / np.mean(fp32):>10.2f}x"
+            f"   (vs fp32 without: {np.mean(bf16) / reference:.2f}x)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=(200, 512, 512))
@@ -86,6 +117,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed gradient steps")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--variants", action="store_true", help="step time with/without batch norm, fp32/bf16"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (--variants)")
     args = parser.parse_args()
     from faket.device import select_device
 
@@ -119,7 +154,10 @@ def main() -> None:
     print("-" * len(header))
     for name in args.presets:
         settings = train_config(name)
-        network = place_network(DeepFinder(len(names) + 1, settings.widths), device)
+        network = place_network(
+            DeepFinder(len(names) + 1, settings.widths, settings.batch_norm, settings.precision),
+            device,
+        )
         step_s = time_training_step(network, volume, labels, centres, settings, args.steps, device)
         epoch_s = step_s * int(np.ceil(len(centres) / settings.batch_size))
         network.eval()
@@ -138,6 +176,9 @@ def main() -> None:
             f"{step_s:>7.2f} {epoch_s:>8.0f} {segment_s:>9.1f} {peak_mib():>8.0f}",
             flush=True,
         )
+    if args.variants:
+        for name in args.presets:
+            step_variants(name, len(names) + 1, (volume, labels, centres), args, device)
     started = time.perf_counter()
     found = cluster(
         labels,
