@@ -302,3 +302,55 @@ def test_switches_carry_the_gradient_as_autograd_does() -> None:
     window = {0: (...,), 1: (...,), 2: (...,)}
     shapes = {0: x.shape[1:], 1: hidden.shape[1:], 2: hidden.shape[1:]}
     assert torch.equal(switches.backward(grad, window, shapes), x.grad)
+
+
+def test_spilled_map_returns_what_was_written_where_it_was_written(tmp_path) -> None:
+    from faket.style.spill import SpilledMap
+
+    rng = np.random.default_rng(5)
+    reference = np.zeros((1, 6, 20, 17), dtype=np.float32)
+    with SpilledMap(6, 20, 17, directory=str(tmp_path)) as spilled:
+        assert list(tmp_path.iterdir()) == []  # unlinked at once: nothing left behind
+        for y0, y1, x0, x1 in [(0, 7, 0, 17), (7, 20, 0, 9), (7, 20, 9, 17), (3, 5, 2, 4)]:
+            block = torch.from_numpy(rng.standard_normal((1, 6, y1 - y0, x1 - x0))).float()
+            block = block.contiguous(memory_format=torch.channels_last)
+            spilled.write(y0, x0, block)
+            reference[..., y0:y1, x0:x1] = block.numpy()
+        # Rectangles across the written ones, exactly (float32 in, float32 out).
+        for rows, columns in [(slice(0, 20), slice(0, 17)), (slice(5, 11), slice(8, 12))]:
+            got = spilled.read(rows, columns)
+            assert got.is_contiguous(memory_format=torch.channels_last)
+            np.testing.assert_array_equal(got.numpy(), reference[..., rows, columns])
+    with SpilledMap(2, 4, 4) as fresh:  # never written: zeros
+        assert not fresh.read(slice(0, 4), slice(0, 4)).any()
+
+
+def test_spilled_content_targets_are_computed_once_and_change_nothing(net, monkeypatch) -> None:
+    import faket.style.tiles as tiles
+
+    settings = TransferSettings(iterations=2)
+    content, init, style = _images((150, 131), seed=3)
+    grams = tiled_grams(net, style, settings, CPU, plan_tiles(net.features, settings, tile=48))
+    plan = plan_tiles(net.features, settings, tile=48)
+    computed = []
+    original = tiles.content_targets
+    monkeypatch.setattr(
+        tiles,
+        "content_targets",
+        lambda *args: computed.append(args[-1]) or original(*args),
+    )
+    from faket.style.tiled import optimise_tiled
+
+    image = init.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+    spilled = optimise_tiled(net, image.clone(), content, grams, settings, CPU, plan, spill=True)
+    forward_tiles = len(computed)
+    assert set(computed) == {"owned"}  # the first forward pass only, never again
+    computed.clear()
+    kept = optimise_tiled(net, image.clone(), content, grams, settings, CPU, plan, spill=False)
+    # Without the files: computed in both passes of both iterations.
+    assert computed.count("owned") == 2 * forward_tiles and "valid" in computed
+    same = (spilled - init.expand(-1, 3, -1, -1)).sign() == (
+        kept - init.expand(-1, 3, -1, -1)
+    ).sign()
+    assert float(same.double().mean()) >= 0.9999
+    assert float((spilled - kept).abs().max()) < 1e-5

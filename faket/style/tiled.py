@@ -15,9 +15,10 @@ set. One iteration is
 
 1. a forward pass without autograd: the stored maps, the Gram matrices of the style
    layers summed over the tiles' owned positions, the content loss's sums (``sum d^2``
-   and ``sum |d|`` of the content difference; the content targets are recomputed per
-   tile from the content image, which costs less than storing them), and the switches
-   of the segments' tails (:mod:`faket.style.switches`);
+   and ``sum |d|`` of the content difference, against the content image's activations,
+   which :class:`faket.style.tiles.ContentTargets` computes per tile once and, on the
+   CPU, keeps in a temporary file for the later passes), and the switches of the
+   segments' tails (:mod:`faket.style.switches`);
 2. the global losses from these sums, and their gradients with respect to each Gram
    matrix and to the content sums (the same scaled-MSE arithmetic as the whole-tilt
    transfer, on the same values up to the order of summation);
@@ -33,11 +34,12 @@ The output's per-tilt mean/std match happens in :mod:`faket.style.transfer` on t
 grey tilt, as for a whole tilt. Why the tiles reproduce the whole-image arithmetic is
 explained in :mod:`faket.style.tiling` (which also sizes the tiles); the extra cost is
 the forward pass of the first segment and of the segments' heads (VGG-19: ~40% of one
-forward pass), the content targets computed twice, and the halos.
+forward pass), the halos, and on GPUs the content targets computed in both passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -49,101 +51,21 @@ from faket.style.network import forward
 from faket.style.optim import Adam, Ema
 from faket.style.settings import TransferSettings
 from faket.style.switches import Switches
-from faket.style.tiling import Segment, Span, TilePlan, spans, tail_range, tap_range
+from faket.style.tiles import (
+    ContentTargets,
+    TileContext,
+    forward_segment,
+    iter_tiles,
+    layers_in,
+    owned_input,
+    row_blocks,
+    tile_part,
+    tile_place,
+    tile_window,
+)
+from faket.style.tiling import Segment, TilePlan, tail_range, tap_range
 
 __all__ = ["loss_and_gradient", "optimise_tiled", "tiled_grams"]
-
-
-@dataclass
-class _Context:
-    net: torch.nn.Module
-    settings: TransferSettings
-    device: torch.device
-    plan: TilePlan
-
-
-def _tiles(segment: Segment, shape, side: int, halo: int):
-    for row in spans(shape[0], segment.stride, side, halo):
-        for column in spans(shape[1], segment.stride, side, halo):
-            yield row, column
-
-
-def _window(x: torch.Tensor, row: Span, column: Span) -> torch.Tensor:
-    return x[..., row.window[0] : row.window[1], column.window[0] : column.window[1]]
-
-
-def _part(x: torch.Tensor, tap, row: Span, column: Span, kind: str) -> torch.Tensor:
-    (y0, y1), (x0, x1) = tap_range(row, tap, kind), tap_range(column, tap, kind)
-    return x[..., y0:y1, x0:x1]
-
-
-def _place(tap, row: Span, column: Span, kind: str) -> tuple:
-    (y0, y1), (x0, x1) = tap_range(row, tap, kind), tap_range(column, tap, kind)
-    dy, dx = row.window[0] // tap.stride, column.window[0] // tap.stride
-    return (..., slice(y0 + dy, y1 + dy), slice(x0 + dx, x1 + dx))
-
-
-def _owned_input(row: Span, column: Span) -> tuple[tuple, tuple]:
-    local = (
-        ...,
-        slice(row.owned[0] - row.window[0], row.owned[1] - row.window[0]),
-        slice(column.owned[0] - column.window[0], column.owned[1] - column.window[0]),
-    )
-    return (..., slice(*row.owned), slice(*column.owned)), local
-
-
-def _layers_in(segment: Segment, layers) -> list[int]:
-    return [layer for layer in layers if segment.start <= layer <= segment.stop]
-
-
-def _new_map(like: torch.Tensor, shape) -> torch.Tensor:
-    """An empty full map for tiles like ``like``, in its memory layout (the layout decides
-    which convolution kernels run, and so their round-off)."""
-    channels_last = like.is_contiguous(memory_format=torch.channels_last)
-    size = (1, like.shape[1], *shape)
-    return mapped_zeros(size, like.dtype, like.device, channels_last=channels_last)
-
-
-def _row_blocks(part: torch.Tensor, budget: int = 2**25):
-    """Blocks of rows of ``part`` (N, C, h, w) of about ``budget`` bytes each, as
-    ``(rows, (N, rows * w, C))`` matrices (copies only of one block at a time)."""
-    n, c, h, w = part.shape
-    rows = max(1, budget // max(1, 4 * c * w))
-    for start in range(0, h, rows):
-        block = part[..., start : start + rows, :]
-        yield slice(start, start + rows), block.permute(0, 2, 3, 1).reshape(n, -1, c)
-
-
-def _forward_segment(ctx, index: int, x: torch.Tensor, layers, store, on_tile=None, before=None):
-    """Run segment ``index`` over ``x`` tile by tile (no autograd); the stored output map.
-
-    ``before(row, column)`` runs before each tile's forward pass, and its result goes to
-    ``on_tile(row, column, activations, result)`` after it.
-    """
-    segment = ctx.plan.segments[index]
-    wanted = sorted(set(layers) | ({segment.stop} if store else set()))
-    out = None
-    output = segment.taps[segment.stop]
-    tiles = _tiles(segment, x.shape[-2:], ctx.plan.forward[index], segment.halo_forward)
-    with torch.no_grad():
-        for row, column in tiles:
-            extra = before(row, column) if before is not None else None
-            feats = forward(
-                ctx.net, _window(x, row, column), wanted, ctx.device, ctx.settings,
-                start=segment.start,
-            )  # fmt: skip
-            if on_tile is not None:
-                on_tile(row, column, feats, extra)
-            del extra
-            if store:
-                value = feats[segment.stop]
-                if out is None:
-                    shape = tuple(n // segment.stride for n in x.shape[-2:])
-                    out = _new_map(value, shape)
-                out[_place(output, row, column, "owned")] = _part(
-                    value, output, row, column, "owned"
-                )
-    return out
 
 
 def _sum_dtype(device: torch.device) -> torch.dtype:
@@ -153,8 +75,8 @@ def _sum_dtype(device: torch.device) -> torch.dtype:
 
 def _gram_sums(segment: Segment, feats, row, column, layers, sums) -> None:
     for layer in layers:
-        part = _part(feats[layer], segment.taps[layer], row, column, "owned").float()
-        for _rows, mat in _row_blocks(part):
+        part = tile_part(feats[layer], segment.taps[layer], row, column, "owned").float()
+        for _rows, mat in row_blocks(part):
             sums[layer] += torch.bmm(mat.transpose(1, 2), mat).to(sums[layer].dtype)
 
 
@@ -172,19 +94,19 @@ def tiled_grams(net, image01: torch.Tensor, settings: TransferSettings, device, 
         ``{layer: Tensor (1, C, C) float32}``, equal to :func:`faket.style.losses.gram_matrix`
         of the whole image's activations up to the order of summation.
     """
-    ctx = _Context(net, settings, device, plan)
+    ctx = TileContext(net, settings, device, plan)
     x = image01.to(device)
     sums = _zero_sums(ctx, settings.style_layers, device)
     grams = {}
     deepest = max(settings.style_layers)
     for index, segment in enumerate(plan.segments):
-        layers = _layers_in(segment, settings.style_layers)
+        layers = layers_in(segment, settings.style_layers)
         shape = x.shape[-2:]
 
         def on_tile(row, column, feats, _extra, segment=segment, layers=layers):
             _gram_sums(segment, feats, row, column, layers, sums)
 
-        x = _forward_segment(ctx, index, x, layers, deepest > segment.stop, on_tile)
+        x = forward_segment(ctx, index, x, layers, deepest > segment.stop, on_tile)
         for layer in layers:
             grams[layer] = (sums[layer] / _positions(segment, layer, shape)).float()
         if deepest <= segment.stop:
@@ -192,39 +114,13 @@ def tiled_grams(net, image01: torch.Tensor, settings: TransferSettings, device, 
     return {layer: grams[layer] for layer in settings.style_layers}
 
 
-def _zero_sums(ctx: _Context, layers, device) -> dict[int, torch.Tensor]:
+def _zero_sums(ctx: TileContext, layers, device) -> dict[int, torch.Tensor]:
     out = {}
     for segment in ctx.plan.segments:
-        for layer in _layers_in(segment, layers):
+        for layer in layers_in(segment, layers):
             c = segment.taps[layer].channels
             out[layer] = torch.zeros((1, c, c), dtype=_sum_dtype(device), device=device)
     return out
-
-
-def _content_maps(ctx: _Context, content01: torch.Tensor) -> list[torch.Tensor | None]:
-    """The content image's stored maps, as far as the content layers need them."""
-    maps = [content01.to(ctx.device)]
-    deepest = max(ctx.settings.content_layers)
-    for index, segment in enumerate(ctx.plan.segments):
-        if deepest <= segment.stop:
-            break
-        maps.append(_forward_segment(ctx, index, maps[-1], [], True))
-    return maps
-
-
-def _content_targets(ctx: _Context, index, maps, row, column, layers, kind):
-    """The content image's activations of ``layers`` at a tile's ``kind`` positions."""
-    segment = ctx.plan.segments[index]
-    with torch.no_grad():
-        feats = forward(
-            ctx.net, _window(maps[index], row, column), layers, ctx.device, ctx.settings,
-            start=segment.start,
-        )  # fmt: skip
-    # Copies of the parts only: the rest of the activations can go at once.
-    return {
-        layer: _part(feats[layer], segment.taps[layer], row, column, kind).clone()
-        for layer in layers
-    }
 
 
 @dataclass
@@ -236,7 +132,7 @@ class _Sums:
     switches: list = field(default_factory=list)  # per segment: Switches or None
 
 
-def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
+def _first_pass(ctx: TileContext, image: torch.Tensor, targets: ContentTargets):
     """Forward pass: stored maps per segment, Gram sums and content sums."""
     settings = ctx.settings
     sums = _Sums(_zero_sums(ctx, settings.style_layers, ctx.device), {}, {}, {})
@@ -244,8 +140,8 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
         sums.squares[layer], sums.absolutes[layer] = 0.0, 0.0
     maps = [image]
     for index, segment in enumerate(ctx.plan.segments):
-        style = _layers_in(segment, settings.style_layers)
-        content = _layers_in(segment, settings.content_layers)
+        style = layers_in(segment, settings.style_layers)
+        content = layers_in(segment, settings.content_layers)
         shape = maps[-1].shape[-2:]
         for layer in style + content:
             sums.positions[layer] = _positions(segment, layer, shape)
@@ -253,14 +149,14 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
         def before(row, column, index=index, content=content):
             # The content targets first, so that their forward pass and the iterate's
             # never hold their activations at the same time.
-            return _content_targets(ctx, index, content_maps, row, column, content, "owned")
+            return targets.get(index, row, column, content, "owned")
 
         def on_tile(row, column, feats, targets, segment=segment, style=style, content=content):
             _gram_sums(segment, feats, row, column, style, sums.grams)
             for layer in content:
-                part = _part(feats[layer], segment.taps[layer], row, column, "owned")
+                part = tile_part(feats[layer], segment.taps[layer], row, column, "owned")
                 dtype = _sum_dtype(part.device)
-                for rows, mat in _row_blocks(part):
+                for rows, mat in row_blocks(part):
                     target = targets[layer][..., rows, :].permute(0, 2, 3, 1).reshape(mat.shape)
                     diff = mat.float() - target.float()
                     sums.absolutes[layer] += float(diff.abs().sum(dtype=dtype))
@@ -273,11 +169,12 @@ def _first_pass(ctx: _Context, image: torch.Tensor, content_maps):
             on_tile = _storing(segment, shape, switches, on_tile)
         last = index == len(ctx.plan.segments) - 1
         maps.append(
-            _forward_segment(
+            forward_segment(
                 ctx, index, maps[-1], layers, not last, on_tile, before if content else None
             )
         )
         sums.switches.append(switches)
+    targets.first_pass_done()
     return maps, sums
 
 
@@ -289,10 +186,12 @@ def _storing(segment: Segment, shape, switches: Switches, on_tile):
         for layer in segment.tail:
             tap = segment.taps[layer]
             size = tuple(n // tap.stride for n in shape)
-            place = _place(tap, row, column, "owned")
+            place = tile_place(tap, row, column, "owned")
             module = switches.features[layer]
             if isinstance(module, nn.ReLU):
-                switches.store(layer, _part(feats[layer], tap, row, column, "owned"), place, size)
+                switches.store(
+                    layer, tile_part(feats[layer], tap, row, column, "owned"), place, size
+                )
             elif isinstance(module, nn.MaxPool2d):
                 (y0, y1), (x0, x1) = (tap_range(s, tap, "owned") for s in (row, column))
                 windows = feats[layer - 1][..., 2 * y0 : 2 * y1, 2 * x0 : 2 * x1]
@@ -312,7 +211,7 @@ class _Gradients:
     positions: dict[int, int]
 
 
-def _global_losses(ctx: _Context, sums: _Sums, style_targets, image) -> _Gradients:
+def _global_losses(ctx: TileContext, sums: _Sums, style_targets, image) -> _Gradients:
     """The losses from the sums, as :func:`faket.style.losses.total_loss` combines them."""
     settings = ctx.settings
     content_weights, style_weights = settings.layer_weights()
@@ -374,18 +273,18 @@ def _add_tv_gradient(image: torch.Tensor, grad: torch.Tensor, weight: float) -> 
         grad[..., start : start + window.shape[-2], :] += window.grad * scale
 
 
-def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_out, switches):
+def _backward_segment(ctx, index, maps, content: ContentTargets, grads, grad_out, switches):
     """Gradient of the loss with respect to segment ``index``'s input map."""
     settings, segment = ctx.settings, ctx.plan.segments[index]
     x = maps[index]
-    style = _layers_in(segment, settings.style_layers)
-    content = _layers_in(segment, settings.content_layers)
+    style = layers_in(segment, settings.style_layers)
+    content_layers = layers_in(segment, settings.content_layers)
     output = [] if grad_out is None or segment.tail else [segment.stop]
     channels_last = x.is_contiguous(memory_format=torch.channels_last)
     grad_in = mapped_zeros(x.shape, torch.float32, x.device, channels_last=channels_last)
     shape = x.shape[-2:]
-    for row, column in _tiles(segment, shape, ctx.plan.backward[index], segment.halo_backward):
-        owned, local = _owned_input(row, column)
+    for row, column in iter_tiles(segment, shape, ctx.plan.backward[index], segment.halo_backward):
+        owned, local = owned_input(row, column)
         tail = None
         if switches is not None:
             tail = _tail_gradient(segment, switches, grad_out, x, row, column)
@@ -393,18 +292,18 @@ def _backward_segment(ctx, index, maps, content_maps, grads: _Gradients, grad_ou
                 grad_in[owned] = tail[local]
                 continue
         targets = {}
-        if content:  # before the autograd forward pass: the two never coexist
-            targets = _content_targets(ctx, index, content_maps, row, column, content, "valid")
-        window = _window(x, row, column).detach().requires_grad_(True)
-        wanted = style + content + output + ([segment.head] if tail is not None else [])
+        if content_layers:  # before the autograd forward pass: the two never coexist
+            targets = content.get(index, row, column, content_layers, "valid")
+        window = tile_window(x, row, column).detach().requires_grad_(True)
+        wanted = style + content_layers + output + ([segment.head] if tail is not None else [])
         with torch.enable_grad():
             feats = forward(ctx.net, window, wanted, ctx.device, settings, start=segment.start)
         tensors, injected = _loss_injections(ctx, index, grads, feats, targets, row, column)
         del targets
         if output:
             tap = segment.taps[segment.stop]
-            tensors.append(_part(feats[segment.stop], tap, row, column, "valid"))
-            injected.append(grad_out[_place(tap, row, column, "valid")].to(tensors[-1].dtype))
+            tensors.append(tile_part(feats[segment.stop], tap, row, column, "valid"))
+            injected.append(grad_out[tile_place(tap, row, column, "valid")].to(tensors[-1].dtype))
         if tail is not None:
             (y0, y1), (x0, x1) = tail_range(row, segment), tail_range(column, segment)
             tensors.append(feats[segment.head][..., y0:y1, x0:x1])
@@ -419,17 +318,17 @@ def _loss_injections(ctx, index, grads: _Gradients, feats, targets, row, column)
     """The loss gradients at a tile's valid positions of its style and content layers."""
     settings, segment = ctx.settings, ctx.plan.segments[index]
     tensors, injected = [], []
-    for layer in _layers_in(segment, settings.style_layers):
-        part = _part(feats[layer], segment.taps[layer], row, column, "valid")
+    for layer in layers_in(segment, settings.style_layers):
+        part = tile_part(feats[layer], segment.taps[layer], row, column, "valid")
         n, c, h, w = part.shape
         g = torch.empty((n, h, w, c), dtype=torch.float32, device=part.device)
-        for rows, mat in _row_blocks(part.detach()):
+        for rows, mat in row_blocks(part.detach()):
             block = gram_backward(mat.float(), grads.grams[layer], float(grads.positions[layer]))
             g[:, rows] = block.view(n, -1, w, c)
         tensors.append(part)
         injected.append(g.permute(0, 3, 1, 2).to(part.dtype))
-    for layer in _layers_in(segment, settings.content_layers):
-        part = _part(feats[layer], segment.taps[layer], row, column, "valid")
+    for layer in layers_in(segment, settings.content_layers):
+        part = tile_part(feats[layer], segment.taps[layer], row, column, "valid")
         diff = part.detach().float() - targets[layer].float()
         numerator, denominator, g = grads.content[layer]
         tensors.append(part)
@@ -483,17 +382,21 @@ def loss_and_gradient(net, image, content01, style_targets, settings, device, pl
         As :func:`faket.style.losses.total_loss` of the whole image.
     grad : Tensor, shape (1, 3, H, W), float32
     """
-    ctx = _Context(net, settings, device, plan)
-    return _loss_and_gradient(ctx, image, _content_maps(ctx, content01), style_targets)
+    ctx = TileContext(net, settings, device, plan)
+    targets = ContentTargets(ctx, content01, spill=device.type == "cpu")
+    try:
+        return _loss_and_gradient(ctx, image, targets, style_targets)
+    finally:
+        targets.close()
 
 
-def _loss_and_gradient(ctx: _Context, image, content_maps, style_targets):
-    maps, sums = _first_pass(ctx, image, content_maps)
+def _loss_and_gradient(ctx: TileContext, image, content: ContentTargets, style_targets):
+    maps, sums = _first_pass(ctx, image, content)
     grads = _global_losses(ctx, sums, style_targets, image)
     grad_out = None
     for index in reversed(range(len(ctx.plan.segments))):
         switches = sums.switches[index]
-        grad_out = _backward_segment(ctx, index, maps, content_maps, grads, grad_out, switches)
+        grad_out = _backward_segment(ctx, index, maps, content, grads, grad_out, switches)
         sums.switches[index] = None
         if index > 0:
             maps[index] = None  # this segment's input: no longer needed
@@ -502,21 +405,31 @@ def _loss_and_gradient(ctx: _Context, image, content_maps, style_targets):
     return grads.loss, grad_out
 
 
-def optimise_tiled(net, image, content01, style_targets, settings, device, plan) -> torch.Tensor:
+def optimise_tiled(
+    net, image, content01, style_targets, settings, device, plan, spill: bool | None = None
+) -> torch.Tensor:
     """Adam on the three-channel iterate ``image`` (1, 3, H, W), tiled; the EMA.
 
     The same steps as the whole-tilt optimisation (:mod:`faket.style.transfer`): per
     iteration the gradient, Adam's update of each channel and pixel, the clamp to
     [0, 1] and the bias-corrected moving average; the result clamped to [0, 1].
-    ``image`` is the iterate itself (changed in place), to save a copy of it.
+    ``image`` is the iterate itself (changed in place), to save a copy of it. ``spill``
+    (default: on the CPU) keeps the content targets in temporary files
+    (:class:`ContentTargets`) instead of computing them in every pass.
     """
-    ctx = _Context(net, settings, device, plan)
-    content_maps = _content_maps(ctx, content01)
+    ctx = TileContext(net, settings, device, plan)
+    spill = device.type == "cpu" if spill is None else spill
+    with contextlib.closing(ContentTargets(ctx, content01, spill)) as content:
+        return _optimise(ctx, image, content, style_targets)
+
+
+def _optimise(ctx: TileContext, image, content: ContentTargets, style_targets) -> torch.Tensor:
+    settings = ctx.settings
     ema = Ema(image, settings.ema_decay)
     optimiser = Adam(image, lr=settings.step_size, steps=settings.iterations)
     rows = max(1, 2**24 // max(1, 3 * image.shape[-1]))  # ~64 MiB blocks of temporaries
     for _ in range(settings.iterations):
-        _loss, grad = _loss_and_gradient(ctx, image, content_maps, style_targets)
+        _loss, grad = _loss_and_gradient(ctx, image, content, style_targets)
         optimiser.step(grad, rows=rows)
         del grad
         with torch.no_grad():
