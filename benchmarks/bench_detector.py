@@ -308,6 +308,8 @@ def main() -> None:
         args.size, args.reference, args.k3 = 256, 128, [200, 168]
         args.series_tilts, args.thickness, args.tile = 5, 32, "64"
     results: dict = {}
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         folder = Path(scratch)
         for section in args.sections:

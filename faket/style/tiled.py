@@ -15,10 +15,10 @@ set. One iteration is
 
 1. a forward pass without autograd: the stored maps, the Gram matrices of the style
    layers summed over the tiles' owned positions, the content loss's sums (``sum d^2``
-   and ``sum |d|`` of the content difference, against the content image's activations,
-   which :class:`faket.style.tiles.ContentTargets` computes per tile once and, on the
-   CPU, keeps in a temporary file for the later passes), and the switches of the
-   segments' tails (:mod:`faket.style.switches`);
+   and ``sum |d|`` of the content difference; the content targets are recomputed per
+   tile from the content image, which costs less than storing them:
+   :class:`faket.style.tiles.ContentTargets`), and the switches of the segments' tails
+   (:mod:`faket.style.switches`);
 2. the global losses from these sums, and their gradients with respect to each Gram
    matrix and to the content sums (the same scaled-MSE arithmetic as the whole-tilt
    transfer, on the same values up to the order of summation);
@@ -34,12 +34,11 @@ The output's per-tilt mean/std match happens in :mod:`faket.style.transfer` on t
 grey tilt, as for a whole tilt. Why the tiles reproduce the whole-image arithmetic is
 explained in :mod:`faket.style.tiling` (which also sizes the tiles); the extra cost is
 the forward pass of the first segment and of the segments' heads (VGG-19: ~40% of one
-forward pass), the halos, and on GPUs the content targets computed in both passes.
+forward pass), the content targets computed in both passes, and the halos.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -174,7 +173,6 @@ def _first_pass(ctx: TileContext, image: torch.Tensor, targets: ContentTargets):
             )
         )
         sums.switches.append(switches)
-    targets.first_pass_done()
     return maps, sums
 
 
@@ -383,11 +381,7 @@ def loss_and_gradient(net, image, content01, style_targets, settings, device, pl
     grad : Tensor, shape (1, 3, H, W), float32
     """
     ctx = TileContext(net, settings, device, plan)
-    targets = ContentTargets(ctx, content01, spill=device.type == "cpu")
-    try:
-        return _loss_and_gradient(ctx, image, targets, style_targets)
-    finally:
-        targets.close()
+    return _loss_and_gradient(ctx, image, ContentTargets(ctx, content01), style_targets)
 
 
 def _loss_and_gradient(ctx: TileContext, image, content: ContentTargets, style_targets):
@@ -405,22 +399,16 @@ def _loss_and_gradient(ctx: TileContext, image, content: ContentTargets, style_t
     return grads.loss, grad_out
 
 
-def optimise_tiled(
-    net, image, content01, style_targets, settings, device, plan, spill: bool | None = None
-) -> torch.Tensor:
+def optimise_tiled(net, image, content01, style_targets, settings, device, plan) -> torch.Tensor:
     """Adam on the three-channel iterate ``image`` (1, 3, H, W), tiled; the EMA.
 
     The same steps as the whole-tilt optimisation (:mod:`faket.style.transfer`): per
     iteration the gradient, Adam's update of each channel and pixel, the clamp to
     [0, 1] and the bias-corrected moving average; the result clamped to [0, 1].
-    ``image`` is the iterate itself (changed in place), to save a copy of it. ``spill``
-    (default: on the CPU) keeps the content targets in temporary files
-    (:class:`ContentTargets`) instead of computing them in every pass.
+    ``image`` is the iterate itself (changed in place), to save a copy of it.
     """
     ctx = TileContext(net, settings, device, plan)
-    spill = device.type == "cpu" if spill is None else spill
-    with contextlib.closing(ContentTargets(ctx, content01, spill)) as content:
-        return _optimise(ctx, image, content, style_targets)
+    return _optimise(ctx, image, ContentTargets(ctx, content01), style_targets)
 
 
 def _optimise(ctx: TileContext, image, content: ContentTargets, style_targets) -> torch.Tensor:

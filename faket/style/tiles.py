@@ -16,7 +16,6 @@ import torch
 from faket.device import mapped_zeros
 from faket.style.network import forward
 from faket.style.settings import TransferSettings
-from faket.style.spill import SpilledMap
 from faket.style.tiling import Segment, Span, TilePlan, spans, tap_range
 
 __all__ = [
@@ -148,51 +147,20 @@ def content_maps(ctx: TileContext, content01: torch.Tensor) -> list[torch.Tensor
 
 
 class ContentTargets:
-    """The content image's activations at the content layers, per tile.
+    """The content image's activations at the content layers, tile by tile.
 
-    Computed from the content image's stored maps the first time a tile needs them; with
-    ``spill`` (the CPU default) also written to :class:`~faket.style.spill.SpilledMap`
-    files, so that every later pass (the gradient pass, later iterations) reads the
-    exact values back instead of recomputing them.
+    Recomputed in every pass from the content image's stored maps: storing them costs
+    more than it saves (for a 4096 x 4096 tilt 2 GiB of relu2_2 activations; kept in a
+    temporary file instead, writing them took longer than recomputing them:
+    benchmarks/README.md).
     """
 
-    def __init__(self, ctx: TileContext, content01: torch.Tensor, spill: bool):
+    def __init__(self, ctx: TileContext, content01: torch.Tensor):
         self.ctx, self.maps = ctx, content_maps(ctx, content01)
-        self.files: dict[int, SpilledMap] = {}
-        self.filled = False  # every owned position written (after a whole first pass)
-        if spill:
-            shape = content01.shape[-2:]
-            for segment in ctx.plan.segments:
-                for layer in layers_in(segment, ctx.settings.content_layers):
-                    tap = segment.taps[layer]
-                    height, width = (n // tap.stride for n in shape)
-                    self.files[layer] = SpilledMap(tap.channels, height, width)
 
     def get(self, index: int, row: Span, column: Span, layers, kind: str) -> dict:
         """``{layer: activations}`` at the tile's ``kind`` positions (see :func:`tap_range`)."""
-        segment = self.ctx.plan.segments[index]
-        if self.filled:
-            return {
-                layer: self.files[layer].read(
-                    *tile_place(segment.taps[layer], row, column, kind)[1:]
-                )
-                for layer in layers
-            }
-        targets = content_targets(self.ctx, index, self.maps, row, column, layers, kind)
-        if kind == "owned" and self.files:
-            for layer in layers:
-                rows, columns = tile_place(segment.taps[layer], row, column, kind)[1:]
-                self.files[layer].write(rows.start, columns.start, targets[layer])
-        return targets
-
-    def first_pass_done(self) -> None:
-        """Mark the files complete: from now on targets are read, not computed."""
-        if self.files:
-            self.filled, self.maps = True, []  # the content maps are no longer needed
-
-    def close(self) -> None:
-        for file in self.files.values():
-            file.close()
+        return content_targets(self.ctx, index, self.maps, row, column, layers, kind)
 
 
 def content_targets(ctx: TileContext, index, maps, row, column, layers, kind):
