@@ -153,7 +153,8 @@ class TrainConfig(BaseModel):
 #: (without it one seed in three of NOISY and BASELINE never learned apo-ferritin), and
 #: with 2250 steps the seeds that had not yet split beta-galactosidase from
 #: thyroglobulin at 1350 do (BENCHMARK seeds 0 and 1: test class F1 0.983/0.780 at 1350
-#: steps, 0.98/0.98 at 2250). ``precision`` mixed (bf16 autocast where the CPU has
+#: steps, 0.98/0.98 at 2250; in the issue-14 run BENCHMARK 0.977-0.988, FAKET
+#: 0.975-0.986). ``precision`` mixed (bf16 autocast where the CPU has
 #: AVX-512 BF16 or AMX, else float32) pays for the extra steps: a step with batch
 #: normalisation in bf16 costs ~0.6-0.7x a float32 step without it (benchmarks/README.md).
 #: Vesicles and the four fiducials per tomogram are trained on but not scored (the CZII
