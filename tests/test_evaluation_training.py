@@ -199,3 +199,23 @@ def test_training_applies_the_learning_rate_schedule_step_by_step():
             cosine.model.network.parameters(), constant.model.network.parameters(), strict=True
         )
     )
+
+
+def test_runs_record_what_mixed_precision_became_and_bf16_runs_differ_slightly(monkeypatch):
+    import faket.precision as precision_module
+
+    tomogram = synthetic_tomogram(2)
+    settings = FAST | {"widths": (4, 4, 4), "epochs": 2, "seed": 1}
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    exact = train([tomogram], None, TrainConfig(**settings, precision="mixed"))
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    reduced = train([tomogram], None, TrainConfig(**settings, precision="mixed"))
+    assert exact.model.info["precision"] == "fp32"
+    assert reduced.model.info["precision"] == "bf16"
+    # Same seed, same patches: bfloat16 changes the losses a little, not the run.
+    fp32 = train([tomogram], None, TrainConfig(**settings, precision="fp32"))
+    # mixed that became float32 is the float32 run, bit for bit.
+    pd.testing.assert_series_equal(exact.history["train_loss"], fp32.history["train_loss"])
+    a, b = fp32.history["train_loss"].to_numpy(), reduced.history["train_loss"].to_numpy()
+    assert not np.array_equal(a, b)
+    np.testing.assert_allclose(a, b, rtol=0.05)

@@ -42,6 +42,7 @@ from faket.evaluation.network import (
 from faket.evaluation.scoring import Scores, score
 from faket.evaluation.targets import class_radii, tomogram_targets
 from faket.io import atomic_path, write_text_atomic
+from faket.precision import network_autocast_dtype
 from faket.progress import progress as progress_bar
 
 METRICS = ("localization_f1", "classification_f1_macro", "classification_f1_macro_shrec")
@@ -523,6 +524,9 @@ def train(
     )
     if folder is not None:
         write_text_atomic(folder / RUN_FILES["config"], config.model_dump_json(indent=2) + "\n")
+    # What "mixed" became on this device: part of the run's provenance (bf16 and float32
+    # runs of one seed differ).
+    provenance = {"seed": config.seed, "precision": _resolved_precision(config, device)}
     rows: list[dict] = []
     best: tuple[float, int, Scores | None, dict] = (-math.inf, 0, None, {})
     for epoch in range(1, config.epochs + 1):
@@ -545,15 +549,19 @@ def train(
             state = {k: v.detach().clone() for k, v in network.state_dict().items()}
             best = (value, epoch, scores, state)
         rows.append(row | {"best": improved})
-        model.info = {"seed": config.seed, **row}
+        model.info = {**provenance, **row}
         if folder is not None:
             _save_epoch(folder, model, rows, improved)
         if log is not None:
             log(_summary(row, config.select_on))
     network.load_state_dict(best[3])
-    model.info = {"seed": config.seed, **rows[best[1] - 1]}
+    model.info = {**provenance, **rows[best[1] - 1]}
     model.info.pop("best", None)
     return TrainResult(model, pd.DataFrame(rows), best[1], best[2], folder)
+
+
+def _resolved_precision(config: TrainConfig, device: torch.device) -> str:
+    return "bf16" if network_autocast_dtype(config.precision, device) else "fp32"
 
 
 def _epoch(epoch, network, scheduler, sampler, model, validation, config, device, progress):
