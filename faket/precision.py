@@ -146,21 +146,29 @@ def _tf32_switches(tf32: bool) -> Iterator[None]:
 NETWORK_PRECISIONS = ("fp32", "bf16", "mixed")
 
 
-def network_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast type of a judge network's forward pass: bf16, or None for float32.
+def check_network_precision(precision: str) -> str:
+    """``precision`` if the judges' networks accept it (:data:`NETWORK_PRECISIONS`)."""
+    if precision not in NETWORK_PRECISIONS:
+        raise FaketError(
+            f"unknown network precision {precision!r}; use {', '.join(NETWORK_PRECISIONS)}"
+        )
+    return precision
+
+
+def resolve_network_precision(precision: str, device: torch.device) -> str:
+    """The precision a judge network's forward pass runs in on ``device``: bf16 or fp32.
 
     ``mixed`` means bf16 where it is native (a CPU with AVX-512 BF16 or AMX, an NVIDIA
     GPU from Ampere on) and float32 elsewhere. Unlike the style transfer, fp16 is never
     chosen: training without loss scaling would let small gradients underflow. The
     weights, the optimiser state and the loss stay float32 either way.
     """
-    if precision not in NETWORK_PRECISIONS:
-        raise FaketError(
-            f"unknown network precision {precision!r}; use {', '.join(NETWORK_PRECISIONS)}"
-        )
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
+    if check_network_precision(precision) != "mixed":
+        return precision
     native = cpu_has_native_bf16() if device.type == "cpu" else cuda_has_native_bf16(device)
-    return torch.bfloat16 if native else None
+    return "bf16" if native else "fp32"
+
+
+def network_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast type of :func:`resolve_network_precision`: bf16, or None for float32."""
+    return torch.bfloat16 if resolve_network_precision(precision, device) == "bf16" else None

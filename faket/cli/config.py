@@ -55,15 +55,18 @@ def _judge_settings(preset_name: str) -> str:
     deepfinder, classifier = TRAINING_PRESETS.get(preset_name), CLASSIFY_PRESETS.get(preset_name)
     if not deepfinder and not classifier:
         return ""
-    reasons = TRAINING_REASONS.get(preset_name, {})
+    judges = [
+        ("DeepFinder", deepfinder or {}, TRAINING_REASONS.get(preset_name, {})),
+        ("classifier", classifier or {}, {}),
+    ]
     lines = [
         f"# faket experiment --preset {preset_name} trains its judges with these settings",
         "# (not part of this file; change them with --settings / --classify-settings FILE):",
     ]
-    for judge, settings in (("DeepFinder", deepfinder), ("classifier", classifier)):
+    for judge, settings, reasons in judges:
         lines.append(f"# {judge}:")
-        for key, value in (settings or {}).items():
-            why = f"  # {reasons[key]}" if judge == "DeepFinder" and key in reasons else ""
+        for key, value in settings.items():
+            why = f"  # {reasons[key]}" if key in reasons else ""
             lines.append(f"#   {key}: {json.dumps(value)}{why}")
     return "\n".join(lines) + "\n"
 

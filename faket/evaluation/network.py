@@ -22,7 +22,7 @@ from torch import nn
 
 from faket.errors import FaketError
 from faket.io import atomic_path
-from faket.precision import network_autocast_dtype
+from faket.precision import check_network_precision, network_autocast_dtype
 
 #: DeepFinder's channel widths at full, half and quarter resolution.
 DEEPFINDER_WIDTHS = (32, 48, 64)
@@ -100,8 +100,7 @@ class DeepFinder(nn.Module):
         self.n_classes = int(n_classes)
         self.widths = (a, b, c)
         self.batch_norm = norm = bool(batch_norm)
-        network_autocast_dtype(precision, torch.device("cpu"))  # a bad name fails here
-        self.precision = precision
+        self.precision = check_network_precision(precision)
         self.high = nn.Sequential(*_convs(1, a, 2, norm))
         self.mid = nn.Sequential(nn.MaxPool3d(2), *_convs(a, b, 2, norm))
         self.low = nn.Sequential(nn.MaxPool3d(2), *_convs(b, c, 4, norm))

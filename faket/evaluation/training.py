@@ -42,7 +42,7 @@ from faket.evaluation.network import (
 from faket.evaluation.scoring import Scores, score
 from faket.evaluation.targets import class_radii, tomogram_targets
 from faket.io import atomic_path, write_text_atomic
-from faket.precision import network_autocast_dtype
+from faket.precision import resolve_network_precision
 from faket.progress import progress as progress_bar
 
 METRICS = ("localization_f1", "classification_f1_macro", "classification_f1_macro_shrec")
@@ -143,24 +143,8 @@ class TrainConfig(BaseModel):
 #: F1 0.04-0.15 against 0.49-0.63 at 120: issue 14), validated every 10.
 #: ``cpu``: for the ``cpu`` dataset preset (six CZII classes, 480 particles per 96 x 320 x
 #: 320 tomogram), sized so that 5 modalities x 3 seeds x 2 judges fit in about an hour on
-#: 2 cores: the ``small`` network and optimiser with batch normalisation, 2250 steps of 8
-#: patches (25 epochs capped at 90 steps), validated at steps 1170 and 2250, target balls
-#: of half the particle radius (full-radius balls of crowded particles merge into
-#: clusters that mean shift splits slowly and badly) and non-maximum suppression within
-#: the particle radius (``suppression_scale`` 2 with balls of half the radius): picks
-#: closer than a particle radius are the same particle. Cosine decay of the step size
-#: after 50 warm-up steps, so that every seed ends in a minimum instead of wherever the
-#: constant step left it. Batch normalisation makes every seed learn the small classes
-#: (without it one seed in three of NOISY and BASELINE never learned apo-ferritin), and
-#: with 2250 steps the seeds that had not yet split beta-galactosidase from
-#: thyroglobulin at 1350 do (BENCHMARK seeds 0 and 1: test class F1 0.983/0.780 at 1350
-#: steps, 0.98/0.98 at 2250; in the issue-14 run BENCHMARK 0.977-0.988, FAKET
-#: 0.975-0.986). ``precision`` mixed (bf16 autocast where the CPU has
-#: AVX-512 BF16 or AMX, else float32) pays for the extra steps: a step with batch
-#: normalisation in bf16 costs ~0.6-0.7x a float32 step without it (benchmarks/README.md).
-#: Vesicles and the four fiducials per tomogram are trained on but not scored (the CZII
-#: challenge scores its six proteins only): four test fiducials made one class of the
-#: macro F1 a coin toss per seed.
+#: 2 cores; :data:`PRESET_REASONS` says why each value is what it is (``faket config
+#: init --preset cpu`` prints it), benchmarks/README.md has the measurements.
 PRESETS: dict[str, dict] = {
     "paper": {},
     "shrec": {},
@@ -526,7 +510,8 @@ def train(
         write_text_atomic(folder / RUN_FILES["config"], config.model_dump_json(indent=2) + "\n")
     # What "mixed" became on this device: part of the run's provenance (bf16 and float32
     # runs of one seed differ).
-    provenance = {"seed": config.seed, "precision": _resolved_precision(config, device)}
+    precision = resolve_network_precision(config.precision, device)
+    provenance = {"seed": config.seed, "precision": precision}
     rows: list[dict] = []
     best: tuple[float, int, Scores | None, dict] = (-math.inf, 0, None, {})
     for epoch in range(1, config.epochs + 1):
@@ -558,10 +543,6 @@ def train(
     model.info = {**provenance, **rows[best[1] - 1]}
     model.info.pop("best", None)
     return TrainResult(model, pd.DataFrame(rows), best[1], best[2], folder)
-
-
-def _resolved_precision(config: TrainConfig, device: torch.device) -> str:
-    return "bf16" if network_autocast_dtype(config.precision, device) else "fp32"
 
 
 def _epoch(epoch, network, scheduler, sampler, model, validation, config, device, progress):

@@ -408,11 +408,7 @@ def optimise_tiled(net, image, content01, style_targets, settings, device, plan)
     ``image`` is the iterate itself (changed in place), to save a copy of it.
     """
     ctx = TileContext(net, settings, device, plan)
-    return _optimise(ctx, image, ContentTargets(ctx, content01), style_targets)
-
-
-def _optimise(ctx: TileContext, image, content: ContentTargets, style_targets) -> torch.Tensor:
-    settings = ctx.settings
+    content = ContentTargets(ctx, content01)
     ema = Ema(image, settings.ema_decay)
     optimiser = Adam(image, lr=settings.step_size, steps=settings.iterations)
     rows = max(1, 2**24 // max(1, 3 * image.shape[-1]))  # ~64 MiB blocks of temporaries

@@ -21,8 +21,6 @@ from faket.style.tiling import Segment, Span, TilePlan, spans, tap_range
 __all__ = [
     "ContentTargets",
     "TileContext",
-    "content_maps",
-    "content_targets",
     "forward_segment",
     "iter_tiles",
     "layers_in",
@@ -135,44 +133,35 @@ def forward_segment(ctx, index: int, x: torch.Tensor, layers, store, on_tile=Non
     return out
 
 
-def content_maps(ctx: TileContext, content01: torch.Tensor) -> list[torch.Tensor | None]:
-    """The content image's stored maps, as far as the content layers need them."""
-    maps = [content01.to(ctx.device)]
-    deepest = max(ctx.settings.content_layers)
-    for index, segment in enumerate(ctx.plan.segments):
-        if deepest <= segment.stop:
-            break
-        maps.append(forward_segment(ctx, index, maps[-1], [], True))
-    return maps
-
-
 class ContentTargets:
     """The content image's activations at the content layers, tile by tile.
 
-    Recomputed in every pass from the content image's stored maps: storing them costs
-    more than it saves (for a 4096 x 4096 tilt 2 GiB of relu2_2 activations; kept in a
-    temporary file instead, writing them took longer than recomputing them:
-    benchmarks/README.md).
+    The content image's stored maps (as far as the content layers need them) are
+    computed once; the activations are recomputed from them in every pass, because
+    storing them costs more than it saves (2 GiB of relu2_2 activations for a 4096 x
+    4096 tilt; kept in a temporary file instead, writing them took longer than
+    recomputing them: benchmarks/README.md).
     """
 
     def __init__(self, ctx: TileContext, content01: torch.Tensor):
-        self.ctx, self.maps = ctx, content_maps(ctx, content01)
+        self.ctx = ctx
+        self.maps = [content01.to(ctx.device)]
+        deepest = max(ctx.settings.content_layers)
+        for index, segment in enumerate(ctx.plan.segments):
+            if deepest <= segment.stop:
+                break
+            self.maps.append(forward_segment(ctx, index, self.maps[-1], [], True))
 
     def get(self, index: int, row: Span, column: Span, layers, kind: str) -> dict:
         """``{layer: activations}`` at the tile's ``kind`` positions (see :func:`tap_range`)."""
-        return content_targets(self.ctx, index, self.maps, row, column, layers, kind)
-
-
-def content_targets(ctx: TileContext, index, maps, row, column, layers, kind):
-    """The content image's activations of ``layers`` at a tile's ``kind`` positions."""
-    segment = ctx.plan.segments[index]
-    with torch.no_grad():
-        feats = forward(
-            ctx.net, tile_window(maps[index], row, column), layers, ctx.device, ctx.settings,
-            start=segment.start,
-        )  # fmt: skip
-    # Copies of the parts only: the rest of the activations can go at once.
-    return {
-        layer: tile_part(feats[layer], segment.taps[layer], row, column, kind).clone()
-        for layer in layers
-    }
+        ctx, segment = self.ctx, self.ctx.plan.segments[index]
+        with torch.no_grad():
+            feats = forward(
+                ctx.net, tile_window(self.maps[index], row, column), layers, ctx.device,
+                ctx.settings, start=segment.start,
+            )  # fmt: skip
+        # Copies of the parts only: the rest of the activations can go at once.
+        return {
+            layer: tile_part(feats[layer], segment.taps[layer], row, column, kind).clone()
+            for layer in layers
+        }
