@@ -151,8 +151,8 @@ def crop_worker(size: int, side: int, tile: int) -> dict:
 
     from faket.style import TransferSettings, build_feature_net, style_transfer
     from faket.style.losses import gram_matrix, total_loss
+    from faket.style.tile_plan import plan_tiles
     from faket.style.tiled import loss_and_gradient
-    from faket.style.tiling import plan_tiles
 
     clean, other = smooth_field((side, side), 1), smooth_field((side, side), 2)
     rng = np.random.default_rng(3)
@@ -192,7 +192,7 @@ def auto_tile(size: int) -> int:
     import torch
 
     from faket.style import TransferSettings, build_feature_net
-    from faket.style.tiling import choose_plan
+    from faket.style.tile_plan import choose_plan
 
     net = build_feature_net("random").set_channels_last(True)
     plan = choose_plan(net, TransferSettings(), torch.device("cpu"), (size, size), None, None)

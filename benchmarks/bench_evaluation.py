@@ -9,7 +9,7 @@ Usage::
 
 A SHREC-like grand model (built-in classes) provides the particle list and the ideal label
 volume (target balls: what a perfect network would output). For each training preset of
-:data:`faket.evaluation.training.PRESETS` it prints
+:data:`faket.evaluation.train_config.PRESETS` it prints
 
 - the time of one gradient step (a batch of particle-centred patches, forward + backward +
   Adam), averaged over ``--steps`` steps after one warm-up step, and the resulting time of
@@ -35,8 +35,9 @@ import torch
 
 from faket.evaluation.inference import cluster, inference_patch_size, segment
 from faket.evaluation.network import DeepFinder, place_network
+from faket.evaluation.optimisation import training_loss
 from faket.evaluation.targets import class_radii, sphere_labels
-from faket.evaluation.training import PRESETS, _loss, train_config
+from faket.evaluation.train_config import PRESETS, train_config
 from faket.phantom import builtin_names, make_grand_model
 
 
@@ -70,7 +71,7 @@ def time_training_step(network, volume, labels, centres, config, steps: int, dev
         images = torch.from_numpy(np.stack([volume[b] for b in boxes])[:, None].copy())
         targets = torch.from_numpy(np.stack([labels[b] for b in boxes]).astype(np.int64))
         started = time.perf_counter()
-        loss = _loss(network(images.to(device)), targets.to(device), config.ce_weight)
+        loss = training_loss(network(images.to(device)), targets.to(device), config.ce_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -12,8 +12,8 @@ from _evaluation_data import synthetic_tomogram, write_tomogram
 
 from faket.errors import FaketError
 from faket.evaluation.classify import classify_config, classify_on_dataset, load_classify_data
+from faket.evaluation.optimisation import learning_rate_factor
 from faket.evaluation.subtomograms import background_positions, box_geometry, subtomogram_set
-from faket.evaluation.training import learning_rate_factor
 from faket.io import write_mrc
 
 SHAPE = (32, 56, 56)

@@ -8,7 +8,9 @@ import torch
 
 from faket.errors import FaketError
 from faket.evaluation import DeepFinder, TrainedModel, load_model, save_model
-from faket.evaluation.training import TrainConfig, _new_network, dice_loss, train_config
+from faket.evaluation.optimisation import dice_loss
+from faket.evaluation.train_config import TrainConfig, train_config
+from faket.evaluation.training import _new_network
 
 
 def _conv(k: int, cin: int, cout: int) -> int:

@@ -10,14 +10,15 @@ from _evaluation_data import synthetic_tomogram
 
 from faket.errors import FaketError
 from faket.evaluation import load_model, predict, score, segment, train, train_config
-from faket.evaluation.targets import tomogram_targets
-from faket.evaluation.training import (
+from faket.evaluation.optimisation import (
     PatchSampler,
-    TrainConfig,
+    WeightAverage,
     learning_rate_factor,
-    prepare,
     steps_per_epoch,
 )
+from faket.evaluation.targets import tomogram_targets
+from faket.evaluation.train_config import TrainConfig
+from faket.evaluation.training import prepare
 
 # Settings that overfit the synthetic tomogram in a few seconds on 2 CPU cores.
 FAST = {
@@ -70,6 +71,63 @@ def test_patches_are_centred_on_particles_and_rotations_keep_image_and_labels_al
             np.testing.assert_array_equal(target[0], plain_labels[::-1, :, ::-1])
             rotated += 1
     assert 5 < rotated < 35  # about half the patches are rotated
+
+
+def test_xyz_rotations_turn_patches_about_each_axis_and_never_mirror_them():
+    tomogram = synthetic_tomogram(1)
+    volumes, labels, samples, _, _ = prepare([tomogram], TrainConfig(**FAST))
+    sampler = PatchSampler(volumes, labels, samples, 16, 0, True, np.random.default_rng(1), "xyz")
+    start = np.clip(np.rint(samples[0][1]).astype(int) - 8, 0, np.array(volumes[0].shape) - 16)
+    box = tuple(slice(s, s + 16) for s in start)
+    plain = volumes[0][box]
+    keep, rev = slice(None), slice(None, None, -1)
+    # A 180-degree turn reverses exactly two axes (or none); one or three is a mirror.
+    turns = {
+        "none": (keep, keep, keep),
+        "z": (keep, rev, rev),
+        "y": (rev, keep, rev),
+        "x": (rev, rev, keep),
+    }
+    counts = dict.fromkeys(turns, 0)
+    for _ in range(200):
+        image, target = sampler.batch(np.array([0]))
+        matched = [k for k, flip in turns.items() if np.array_equal(image[0, 0], plain[flip])]
+        assert len(matched) == 1
+        np.testing.assert_array_equal(target[0], labels[0][box][turns[matched[0]]])
+        counts[matched[0]] += 1
+    assert all(30 < n < 70 for n in counts.values()), counts  # 1/4 each
+
+
+def test_weight_average_is_the_mean_of_the_weights_after_the_start():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(network, start=2)
+    assert average.tested(network) is network  # nothing averaged yet
+    seen = []
+    for step in range(1, 6):
+        with torch.no_grad():
+            for p in network.parameters():
+                p.add_(torch.randn_like(p))
+        network.train()(torch.randn(4, 3))  # moves the batch-norm running statistics
+        average.update(network, step)
+        if step > 2:
+            seen.append({k: v.clone() for k, v in network.state_dict().items()})
+    tested = average.tested(network)
+    assert tested is not network and average.count == 3
+    for key in ("0.weight", "0.bias", "1.weight", "1.running_mean", "1.running_var"):
+        expected = torch.stack([state[key] for state in seen]).mean(0)
+        torch.testing.assert_close(tested.state_dict()[key], expected)
+
+
+def test_averaging_only_the_last_step_is_the_last_step_and_earlier_averaging_is_not():
+    tomogram = synthetic_tomogram(2)
+    settings = FAST | {"widths": (4, 4, 4), "epochs": 2, "max_batches": 3, "seed": 1}
+    plain = train([tomogram], None, TrainConfig(**settings)).model.network
+    last = train([tomogram], None, TrainConfig(**settings, average_from=0.8)).model.network
+    half = train([tomogram], None, TrainConfig(**settings, average_from=0.5)).model.network
+    for p, q, r in zip(plain.parameters(), last.parameters(), half.parameters(), strict=True):
+        assert torch.equal(p, q)  # step 6 of 6 alone averaged: the last iterate itself
+        assert not torch.allclose(p, r)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])

@@ -12,15 +12,9 @@ from faket.style import TransferSettings, build_feature_net, prepare_style, styl
 from faket.style.losses import gram_matrix, total_loss
 from faket.style.optim import Adam
 from faket.style.switches import Switches, pool_choice
+from faket.style.tile_plan import choose_plan, plan_tiles
 from faket.style.tiled import loss_and_gradient, tiled_grams
-from faket.style.tiling import (
-    choose_plan,
-    network_segments,
-    plan_tiles,
-    spans,
-    tail_range,
-    tap_range,
-)
+from faket.style.tiling import network_segments, spans, tail_range, tap_range
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CPU = torch.device("cpu")

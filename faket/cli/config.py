@@ -9,8 +9,8 @@ import typer
 
 from faket.cli._common import require_output
 from faket.evaluation.classify import PRESETS as CLASSIFY_PRESETS
-from faket.evaluation.training import PRESET_REASONS as TRAINING_REASONS
-from faket.evaluation.training import PRESETS as TRAINING_PRESETS
+from faket.evaluation.train_config import PRESET_REASONS as TRAINING_REASONS
+from faket.evaluation.train_config import PRESETS as TRAINING_PRESETS
 from faket.io import write_text_atomic
 from faket.pipeline.config import DatasetConfig
 from faket.pipeline.presets import PRESET_REASONS, PRESETS, commented_yaml, resolve_preset

@@ -8,7 +8,9 @@
 - :mod:`~faket.evaluation.report` -- scores as JSON, CSV, text and a figure.
 - :mod:`~faket.evaluation.network` -- the DeepFinder encoder-decoder and checkpoints.
 - :mod:`~faket.evaluation.targets` -- label volumes to learn (spheres or class mask).
-- :mod:`~faket.evaluation.training` -- :func:`train` with per-epoch validation.
+- :mod:`~faket.evaluation.training` -- :func:`train` with per-epoch validation;
+  :mod:`~faket.evaluation.train_config` -- its settings and presets;
+  :mod:`~faket.evaluation.optimisation` -- losses, patches, schedule, weight averaging.
 - :mod:`~faket.evaluation.inference` -- :func:`segment`, :func:`cluster`, :func:`predict`.
 - :mod:`~faket.evaluation.data` -- tomograms, coordinate frames, dataset splits.
 - :mod:`~faket.evaluation.experiment` -- DeepFinder training per modality and seed.
@@ -21,7 +23,7 @@
   data cost, ranking stability).
 
 The modality comparison of the paper on a 2-core CPU (see ``PRESETS`` in
-:mod:`~faket.evaluation.training`)::
+:mod:`~faket.evaluation.train_config`)::
 
     faket config init --preset small > small.yaml
     faket run small.yaml -o data                 # ~3.5 min on 2 cores

@@ -47,9 +47,9 @@ from faket.evaluation.classify_report import (
 from faket.evaluation.data import dataset_split, load_tomogram
 from faket.evaluation.experiment import TEST_MODALITY, load_split
 from faket.evaluation.network import conv_block
+from faket.evaluation.optimisation import learning_rate_scheduler
 from faket.evaluation.subtomograms import SubtomogramSet, box_geometry, subtomogram_set
 from faket.evaluation.targets import class_radii
-from faket.evaluation.training import learning_rate_scheduler
 from faket.io import atomic_path, write_text_atomic
 from faket.progress import progress as progress_bar
 
@@ -125,9 +125,9 @@ PRESETS: dict[str, dict] = {
 def classify_config(preset: str | None = None, **settings) -> ClassifyConfig:
     """A validated :class:`ClassifyConfig`: the defaults, the preset's entry in
     :data:`PRESETS` (if any), then ``settings``. ``preset`` must name a training preset
-    (:data:`faket.evaluation.training.PRESETS`) or one of :data:`PRESETS`. Bad settings
+    (:data:`faket.evaluation.train_config.PRESETS`) or one of :data:`PRESETS`. Bad settings
     raise a one-line FaketError."""
-    from faket.evaluation.training import PRESETS as TRAINING_PRESETS
+    from faket.evaluation.train_config import PRESETS as TRAINING_PRESETS
 
     known = list(dict.fromkeys([*TRAINING_PRESETS, *PRESETS]))
     if preset is not None and preset not in known:

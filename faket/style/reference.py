@@ -30,8 +30,8 @@ from faket.style.settings import (
     tilt_mean_std,
     with_overrides,
 )
+from faket.style.tile_plan import choose_plan
 from faket.style.tiled import tiled_grams
-from faket.style.tiling import choose_plan
 from faket.style.vgg import VGG19Features, min_input_size
 
 __all__ = [

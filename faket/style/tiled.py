@@ -32,9 +32,9 @@ set. One iteration is
 
 The output's per-tilt mean/std match happens in :mod:`faket.style.transfer` on the
 grey tilt, as for a whole tilt. Why the tiles reproduce the whole-image arithmetic is
-explained in :mod:`faket.style.tiling` (which also sizes the tiles); the extra cost is
-the forward pass of the first segment and of the segments' heads (VGG-19: ~40% of one
-forward pass), the content targets computed in both passes, and the halos.
+explained in :mod:`faket.style.tiling` (:mod:`faket.style.tile_plan` sizes the tiles);
+the extra cost is the forward pass of the first segment and of the segments' heads
+(VGG-19: ~40% of one forward pass), the content targets computed in both passes, and the halos.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from faket.style.network import forward
 from faket.style.optim import Adam, Ema
 from faket.style.settings import TransferSettings
 from faket.style.switches import Switches
+from faket.style.tile_plan import TilePlan
 from faket.style.tiles import (
     ContentTargets,
     TileContext,
@@ -62,7 +63,7 @@ from faket.style.tiles import (
     tile_place,
     tile_window,
 )
-from faket.style.tiling import Segment, TilePlan, tail_range, tap_range
+from faket.style.tiling import Segment, tail_range, tap_range
 
 __all__ = ["loss_and_gradient", "optimise_tiled", "tiled_grams"]
 

@@ -16,7 +16,8 @@ import torch
 from faket.device import mapped_zeros
 from faket.style.network import forward
 from faket.style.settings import TransferSettings
-from faket.style.tiling import Segment, Span, TilePlan, spans, tap_range
+from faket.style.tile_plan import TilePlan
+from faket.style.tiling import Segment, Span, spans, tap_range
 
 __all__ = [
     "ContentTargets",

@@ -82,8 +82,8 @@ from faket.style.settings import (
     tilt_mean_std,
     with_overrides,
 )
+from faket.style.tile_plan import TilePlan, choose_plan
 from faket.style.tiled import optimise_tiled, tiled_grams
-from faket.style.tiling import TilePlan, choose_plan
 from faket.style.vgg import VGG19Features, min_input_size
 
 __all__ = ["iter_style_transfer", "style_transfer"]
