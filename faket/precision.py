@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -37,7 +38,8 @@ def check_precision(precision: str) -> str:
 @cache
 def cpu_has_native_bf16() -> bool:
     """Whether oneDNN has fast bfloat16 kernels on this CPU (AVX-512 and newer; native
-    bfloat16 arithmetic with AVX-512 BF16 or AMX).
+    bfloat16 arithmetic with AVX-512 BF16 or AMX; whether they are also *faster* than
+    float32 is :func:`cpu_prefers_bf16`).
 
     Without them bfloat16 is emulated, and a bf16 VGG pass is ~10x *slower* than fp32
     (measured on an AVX2-only AMD EPYC: 10 vs 116 GFLOP/s per 3x3 convolution).
@@ -46,6 +48,51 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # builds without oneDNN
         return False
+
+
+def bf16_beats_fp32(flags: set[str], vendor: str) -> bool:
+    """Whether a CPU with oneDNN's bfloat16 kernels runs them faster than float32, from
+    its ``/proc/cpuinfo`` flags and vendor: Intel with AMX, or AMD (Zen 4 on) with
+    AVX-512 BF16.
+
+    Measured per DeepFinder step and per VGG convolution (benchmarks/README.md): bf16
+    autocast takes ~0.4-0.65x the float32 time on a Xeon with AMX and on an AMD EPYC
+    with AVX-512 BF16, but 1.2-1.7x on a Xeon that has AVX-512 BF16 without AMX (an
+    Emerald Rapids virtual machine that hides AMX): there the bf16 kernels only convert.
+    """
+    if "amx_bf16" in flags:
+        return True
+    return vendor == "AuthenticAMD" and "avx512_bf16" in flags
+
+
+def cpu_flags(cpuinfo: str) -> tuple[set[str], str]:
+    """The first processor's flags and vendor in the text of ``/proc/cpuinfo``."""
+    flags: set[str] = set()
+    vendor = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "vendor_id" and not vendor:
+            vendor = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return flags, vendor
+
+
+@cache
+def cpu_prefers_bf16() -> bool:
+    """Whether ``mixed`` picks bfloat16 on this CPU: native bfloat16 kernels
+    (:func:`cpu_has_native_bf16`) that are also faster than float32
+    (:func:`bf16_beats_fp32`). Where the flags cannot be read (not Linux), native kernels
+    are taken as faster."""
+    if not cpu_has_native_bf16():
+        return False
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    flags, vendor = cpu_flags(text)
+    return bf16_beats_fp32(flags, vendor) if flags else True
 
 
 def cuda_has_native_bf16(device: torch.device) -> bool:
@@ -62,16 +109,17 @@ def cuda_has_native_bf16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision actually used on ``device``; impossible combinations are errors.
 
-    ``mixed`` means bf16 on a CPU with native bfloat16 and on NVIDIA GPUs from Ampere on,
-    fp32 on other CPUs, and fp16 on older GPUs and MPS. bf16 has float32's range, so its
-    gradients cannot underflow as fp16's can (the style gradients reaching the deep VGG
-    layers are ~1e-7, fp16's subnormal range). An explicit ``bf16`` on a CPU without
-    native bfloat16 runs (see :func:`warn_if_emulated`).
+    ``mixed`` means bf16 on a CPU whose bfloat16 kernels beat float32
+    (:func:`cpu_prefers_bf16`) and on NVIDIA GPUs from Ampere on, fp32 on other CPUs, and
+    fp16 on older GPUs and MPS. bf16 has float32's range, so its gradients cannot underflow
+    as fp16's can (the style gradients reaching the deep VGG layers are ~1e-7, fp16's
+    subnormal range). An explicit ``bf16`` on a CPU without native bfloat16 runs (see
+    :func:`warn_if_emulated`).
     """
     name = check_precision(precision)
     if name == "mixed":
         if device.type == "cpu":
-            return "bf16" if cpu_has_native_bf16() else "fp32"
+            return "bf16" if cpu_prefers_bf16() else "fp32"
         return "bf16" if cuda_has_native_bf16(device) else "fp16"
     if name == "tf32" and device.type != "cuda":
         raise FaketError("precision tf32 needs an NVIDIA GPU; use fp32 or bf16 on this device")
@@ -158,14 +206,14 @@ def check_network_precision(precision: str) -> str:
 def resolve_network_precision(precision: str, device: torch.device) -> str:
     """The precision a judge network's forward pass runs in on ``device``: bf16 or fp32.
 
-    ``mixed`` means bf16 where it is native (a CPU with AVX-512 BF16 or AMX, an NVIDIA
-    GPU from Ampere on) and float32 elsewhere. Unlike the style transfer, fp16 is never
-    chosen: training without loss scaling would let small gradients underflow. The
+    ``mixed`` means bf16 where it is native and faster (a CPU of :func:`cpu_prefers_bf16`,
+    an NVIDIA GPU from Ampere on) and float32 elsewhere. Unlike the style transfer, fp16 is
+    never chosen: training without loss scaling would let small gradients underflow. The
     weights, the optimiser state and the loss stay float32 either way.
     """
     if check_network_precision(precision) != "mixed":
         return precision
-    native = cpu_has_native_bf16() if device.type == "cpu" else cuda_has_native_bf16(device)
+    native = cpu_prefers_bf16() if device.type == "cpu" else cuda_has_native_bf16(device)
     return "bf16" if native else "fp32"
 
 

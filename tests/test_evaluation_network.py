@@ -147,6 +147,7 @@ def test_bf16_precision_runs_the_convolutions_in_bfloat16_and_round_trips(tmp_pa
 def test_mixed_network_precision_is_bf16_only_where_native(monkeypatch, native):
     import faket.precision as precision_module
 
+    monkeypatch.setattr(precision_module, "cpu_prefers_bf16", lambda: native)
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
     monkeypatch.setattr(precision_module, "cuda_has_native_bf16", lambda device: False)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")

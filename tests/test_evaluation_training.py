@@ -264,9 +264,9 @@ def test_runs_record_what_mixed_precision_became_and_bf16_runs_differ_slightly(m
 
     tomogram = synthetic_tomogram(2)
     settings = FAST | {"widths": (4, 4, 4), "epochs": 2, "seed": 1}
-    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision_module, "cpu_prefers_bf16", lambda: False)
     exact = train([tomogram], None, TrainConfig(**settings, precision="mixed"))
-    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision_module, "cpu_prefers_bf16", lambda: True)
     reduced = train([tomogram], None, TrainConfig(**settings, precision="mixed"))
     assert exact.model.info["precision"] == "fp32"
     assert reduced.model.info["precision"] == "bf16"

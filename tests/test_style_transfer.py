@@ -178,6 +178,7 @@ def test_bad_requests_are_one_line_errors(net, stacks, change, message) -> None:
 def test_mixed_precision_uses_bf16_only_where_the_cpu_has_it(monkeypatch, native) -> None:
     import faket.precision as precision_module
 
+    monkeypatch.setattr(precision_module, "cpu_prefers_bf16", lambda: native)
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
     # pre-Ampere GPU:
     monkeypatch.setattr(precision_module, "cuda_has_native_bf16", lambda device: False)
@@ -209,3 +210,24 @@ def test_adam_equals_torch_optim_adam_bit_for_bit() -> None:
         reference.step()
         assert torch.equal(ours, theirs)
     assert not torch.equal(ours, start)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "flags", "faster"),
+    [
+        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", True),  # Sapphire Rapids
+        ("GenuineIntel", "avx512f avx512_bf16 avx512_fp16", False),  # AMX hidden (a VM)
+        ("AuthenticAMD", "avx512f avx512_bf16", True),  # Zen 4
+        ("AuthenticAMD", "avx2 fma", False),  # Zen 2/3
+    ],
+)
+def test_mixed_picks_bf16_only_on_cpus_where_it_beats_fp32(vendor, flags, faster) -> None:
+    from faket.precision import bf16_beats_fp32, cpu_flags
+
+    cpuinfo = (
+        f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 {flags}\n\n"
+        f"processor\t: 1\nvendor_id\t: {vendor}\nflags\t\t: fpu\n"
+    )
+    parsed, name = cpu_flags(cpuinfo)
+    assert name == vendor and "sse2" in parsed and set(flags.split()) <= parsed
+    assert bf16_beats_fp32(parsed, name) is faster

@@ -171,8 +171,9 @@ PRESET_REASONS: dict[str, dict[str, str]] = {
         "per step, and BENCHMARK still reaches class F1 0.98 on the six classes.",
         "batch_norm": "every seed learns the small classes (without it one seed in three "
         "of NOISY and BASELINE never learned apo-ferritin).",
-        "precision": "mixed: bf16 autocast where the CPU has AVX-512 BF16 or AMX (a "
-        "batch-norm step then costs ~0.7x a float32 step without it), else float32.",
+        "precision": "mixed: bf16 autocast where it beats float32 (Intel with AMX, AMD "
+        "with AVX-512 BF16: a batch-norm step then costs ~0.7x a float32 step without "
+        "it), else float32 (bf16 without AMX on a Xeon was 1.2-1.4x slower).",
         "learning_rate": "Adam 3e-3 with cross-entropy added to Dice (ce_weight): Dice "
         "alone at the paper's 1e-4 learns too slowly for a CPU budget.",
         "lr_schedule": "cosine decay after 50 warm-up steps: every seed ends in a minimum "
