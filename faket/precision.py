@@ -55,10 +55,8 @@ def bf16_beats_fp32(flags: set[str], vendor: str) -> bool:
     its ``/proc/cpuinfo`` flags and vendor: Intel with AMX, or AMD (Zen 4 on) with
     AVX-512 BF16.
 
-    Measured per DeepFinder step and per VGG convolution (benchmarks/README.md): bf16
-    autocast takes ~0.4-0.65x the float32 time on a Xeon with AMX and on an AMD EPYC
-    with AVX-512 BF16, but 1.2-1.7x on a Xeon that has AVX-512 BF16 without AMX (an
-    Emerald Rapids virtual machine that hides AMX): there the bf16 kernels only convert.
+    Why not every CPU with AVX-512 BF16: without AMX, Intel's bfloat16 kernels ran
+    slower than float32 (benchmarks/README.md, sixth session), while AMD's ran faster.
     """
     if "amx_bf16" in flags:
         return True

@@ -125,13 +125,16 @@ class WeightAverage:
     def __init__(self, network: torch.nn.Module, start: int):
         self.start = start
         self.averaged = torch.optim.swa_utils.AveragedModel(network, use_buffers=True)
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        """Steps averaged so far."""
+        return int(self.averaged.n_averaged)
 
     def update(self, network: torch.nn.Module, steps_done: int) -> None:
         """Take in the weights after step ``steps_done`` (1-based) when it is due."""
         if steps_done > self.start:
             self.averaged.update_parameters(network)
-            self.count += 1
 
     def tested(self, network: torch.nn.Module) -> torch.nn.Module:
         """The network to validate and keep: the average once it holds a step."""

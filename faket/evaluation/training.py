@@ -278,11 +278,9 @@ def train(
     scheduler = learning_rate_scheduler(
         optimizer, total_steps, config.warmup_steps, config.lr_schedule
     )
-    average = (
-        WeightAverage(network, round(config.average_from * total_steps))
-        if (config.average_from is not None)
-        else None
-    )
+    average = None
+    if config.average_from is not None:
+        average = WeightAverage(network, round(config.average_from * total_steps))
     model = TrainedModel(
         network,
         names,
