@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from _evaluation_data import synthetic_tomogram, write_dataset, write_tomogram
@@ -126,6 +127,11 @@ def test_train_predict_segment_locate_and_experiment(tmp_path, capsys):
         difference = summary["differences"]["faket-benchmark"][metric]
         assert set(difference) == {"mean", "ci_low", "ci_high"}
     assert "benchmark-faket" in summary["differences"]  # the extra one asked for
+    main = summary["modalities"]["faket"]["classification_f1_macro"]
+    half = (main["ci_high"] - main["ci_low"]) / 2
+    planned = 2 if half <= 0.04 else int(np.ceil(2 * (half / 0.04) ** 2 - 1e-9))
+    assert main["seeds_for_target"] == planned and summary["settings"]["target_half_width"] == 0.04
+    assert f"faket ±{half:.3f} ({planned})" in (results / "table.md").read_text()
     assert "classification_f1_macro" in summary["classify"]["modalities"]["faket"]
     assert summary["rank_correlation"]["localization_f1"]["seed_sets"] == [[0], [1]]
     assert summary["settings"]["exclusion_convention"] == "shrec"  # the paper preset

@@ -65,3 +65,40 @@ def test_workers_exit_when_the_experiment_is_killed(tmp_path):
     assert not any(_alive(pid) for pid in pids)
     # ... and they did not go on to the tasks still queued for them.
     assert len(list(folder.glob("*.pid"))) == 2
+
+
+def test_both_judges_share_one_queue_deepfinder_first_and_finished_runs_left_out(
+    tmp_path, monkeypatch
+):
+    from faket.evaluation import comparison, jobs
+    from faket.evaluation.classify import ClassifyConfig
+    from faket.evaluation.experiment import train_run
+    from faket.evaluation.train_config import TrainConfig
+
+    queued = []
+    monkeypatch.setattr(jobs, "run_job_list", lambda queue, n, log=None: queued.append((queue, n)))
+    results = tmp_path / "results"
+    done = results / "faket" / "seed_0" / "test"
+    done.mkdir(parents=True)
+    (done / "scores.json").write_text("{}")  # a finished DeepFinder run: not redone
+    settings = ClassifyConfig(threads=2)
+    args = (tmp_path, results, ["benchmark", "faket"], [0, 1], TrainConfig(), settings)
+    assert comparison.train_judges_together(*args, jobs=2)
+    ((queue, n),) = queued
+    assert n == 2
+    assert [job.label for job in queue] == [
+        "DeepFinder benchmark, seed 0",
+        "DeepFinder benchmark, seed 1",
+        "DeepFinder faket, seed 1",
+        "classifier benchmark, seed 0",
+        "classifier benchmark, seed 1",
+        "classifier faket, seed 0",
+        "classifier faket, seed 1",
+    ]
+    assert {job.function for job in queue} == {train_run, comparison.classify_run}
+    assert queue[-1].kwargs["config"]["seed"] == 1
+    assert queue[-1].kwargs["config"]["threads"] is None  # one thread per process
+    assert queue[2].kwargs["run_dir"] == str(results / "faket" / "seed_1")
+    # Not parallel: the judges train their runs themselves, nothing is queued.
+    assert not comparison.train_judges_together(*args, jobs=1)
+    assert len(queued) == 1

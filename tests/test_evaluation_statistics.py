@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from faket.errors import FaketError
 from faket.evaluation import GroundTruth, score
 from faket.evaluation.resampling import (
     classify_features,
@@ -15,8 +16,10 @@ from faket.evaluation.resampling import (
     deepfinder_statistic,
 )
 from faket.evaluation.statistics import (
+    Estimate,
     hierarchical_bootstrap,
     seed_set_rank_correlation,
+    seeds_for_half_width,
     spearman,
 )
 
@@ -76,6 +79,31 @@ def test_seed_level_resampling_gives_the_standard_error_of_the_seed_mean():
     assert (estimate.ci_high - estimate.ci_low) / (2 * 1.96) == pytest.approx(
         standard_error, rel=0.1
     )
+
+
+def test_seeds_for_a_target_half_width_by_hand():
+    three = Estimate(0.8, 0.74, 0.86, 0.06, [0.74, 0.82, 0.84])  # half-width 0.06
+    assert seeds_for_half_width(three, 0.04) == 7  # 3 x (0.06 / 0.04)^2 = 6.75
+    assert seeds_for_half_width(three, 0.06) == 3  # already narrow enough
+    assert seeds_for_half_width(three, 0.1) == 3
+    assert seeds_for_half_width(Estimate(0.8, 0.7, 0.9, 0.0, [0.8]), 0.04) is None
+    nan = Estimate(0.8, float("nan"), float("nan"), 0.1, [0.7, 0.9])
+    assert seeds_for_half_width(nan, 0.04) is None
+    with pytest.raises(FaketError, match="positive"):
+        seeds_for_half_width(three, 0.0)
+
+
+def test_seeds_for_a_target_predict_the_width_that_more_seeds_give():
+    # Seed-dominated runs: the width measured with 32 seeds is what 8 seeds predict
+    # for 32, up to the sampling noise of the seed spread itself.
+    rng = np.random.default_rng(4)
+    values = rng.normal(0.8, 0.07, 32).clip(0, 1)
+    runs = [np.tile([[v, 1.0]], (10, 1)) for v in values]
+    few = hierarchical_bootstrap({"m": runs[:8]}, _recall, replicates=3000, seed=0)
+    many = hierarchical_bootstrap({"m": runs}, _recall, replicates=3000, seed=0)
+    wide = many.modalities["m"]["recall"]
+    target = (wide.ci_high - wide.ci_low) / 2
+    assert 16 <= seeds_for_half_width(few.modalities["m"]["recall"], target) <= 64
 
 
 def test_paired_differences_use_the_same_particles_for_both_modalities():

@@ -164,6 +164,23 @@ def test_same_seed_gives_the_same_run_and_another_seed_does_not():
         assert torch.equal(p, q)
 
 
+def test_sampling_seed_varies_the_patch_order_and_keeps_the_initial_weights():
+    tomogram = synthetic_tomogram(2)
+    settings = FAST | {"widths": (4, 4, 4), "epochs": 1, "max_batches": 2, "seed": 3}
+    plain = train([tomogram], None, TrainConfig(**settings))
+    same = train([tomogram], None, TrainConfig(**settings, sampling_seed=3))
+    moved = train([tomogram], None, TrainConfig(**settings, sampling_seed=4))
+    # sampling_seed = seed is the default run, step for step.
+    pd.testing.assert_series_equal(plain.history["train_loss"], same.history["train_loss"])
+    assert not np.allclose(plain.history["train_loss"], moved.history["train_loss"])
+    # Zero steps: only the initial weights, which the sampling seed must not touch.
+    start = TrainConfig(**settings | {"learning_rate": 1e-30}, sampling_seed=4)
+    frozen = train([tomogram], None, start).model.network
+    first = train([tomogram], None, TrainConfig(**settings | {"learning_rate": 1e-30}))
+    for p, q in zip(frozen.parameters(), first.model.network.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
 def test_validation_picks_the_best_epoch_and_run_files_are_written(tmp_path):
     train_set, held_out = synthetic_tomogram(3), synthetic_tomogram(4)
     config = TrainConfig(**FAST | {"widths": (4, 4, 4)}, epochs=3, max_batches=2)

@@ -29,7 +29,7 @@ import pandas as pd
 from faket.errors import FaketError
 from faket.evaluation.classify import ClassifyConfig, classify_on_dataset, load_classify_data
 from faket.evaluation.data import dataset_split
-from faket.evaluation.experiment import RunRecord, deepfinder_runs
+from faket.evaluation.experiment import RunRecord, deepfinder_runs, train_run
 from faket.evaluation.report import scores_dict
 from faket.evaluation.scoring import GroundTruth, Scores, load_truth, score
 from faket.evaluation.table import summarise, write_tables
@@ -149,6 +149,42 @@ def classify_runs(
     return [read_classify_run(run_dir, m, s) for m, s, run_dir in pairs]
 
 
+def train_judges_together(
+    dataset_dir: str | os.PathLike[str],
+    results: Path,
+    modalities: Sequence[str],
+    seeds: Sequence[int],
+    config: TrainConfig,
+    classify_settings: ClassifyConfig,
+    *,
+    jobs: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> bool:
+    """Train the pending runs of both judges from one queue of parallel processes.
+
+    DeepFinder's runs go first and the classifier's short ones after them, so that they
+    fill the cores that would idle while the last DeepFinder runs finish (with 15 runs
+    on 2 cores, one core would otherwise wait a whole run). Does nothing, and returns
+    False, where runs would not be parallel (``jobs`` 1, a GPU, at most one run left):
+    :func:`deepfinder_runs` and :func:`classify_runs` then train them one by one,
+    loading each modality's data once.
+    """
+    from faket.evaluation.jobs import default_jobs, run_folders, run_job_list, training_jobs
+
+    deepfinder = run_folders(results, modalities, seeds)[1]
+    classifier = run_folders(results / CLASSIFY_FOLDER, modalities, seeds)[1]
+    pending = len(deepfinder) + len(classifier)
+    if jobs is None:
+        jobs = default_jobs(config.device, pending)
+    if jobs <= 1 or pending <= 1:
+        return False
+    single = classify_settings.model_copy(update={"threads": None})  # one thread per process
+    queue = training_jobs(train_run, dataset_dir, deepfinder, config, judge="DeepFinder")
+    queue += training_jobs(classify_run, dataset_dir, classifier, single, judge="classifier")
+    run_job_list(queue, jobs, log=log)
+    return True
+
+
 def read_classify_run(run_dir: Path, modality: str, seed: int) -> ClassifyRecord:
     """A finished classification run's scores, per-box predictions and history."""
     scores = json.loads((run_dir / "test" / "scores.json").read_text(encoding="utf-8"))
@@ -234,6 +270,17 @@ def run_experiment(
     }
     write_text_atomic(results / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
     runs = ExperimentRuns(seed_list)
+    if set(judges) == set(JUDGES):
+        train_judges_together(
+            dataset_dir,
+            results,
+            modalities,
+            seed_list,
+            config,
+            classify_settings,
+            jobs=jobs,
+            log=log,
+        )
     if "deepfinder" in judges:
         records = deepfinder_runs(
             dataset_dir,

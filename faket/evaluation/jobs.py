@@ -7,7 +7,10 @@ one thread each finish more work per second than one run with two threads
 thread each. On a GPU the runs share the device one at a time (``jobs = 1``).
 
 Each job reads its tomograms itself and writes only its own run folder, so jobs need no
-coordination; an interrupted experiment resumes from the runs that finished.
+coordination; an interrupted experiment resumes from the runs that finished. Runs of
+different kinds (both judges of an experiment) can share one queue: the long ones first,
+so that the short ones fill the cores that would otherwise idle while the last long run
+finishes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +29,14 @@ from faket.errors import FaketError
 
 __all__ = [
     "JOB_MEMORY_BYTES",
+    "Job",
     "default_jobs",
     "run_folders",
+    "run_job_list",
     "run_jobs",
     "run_training_jobs",
     "threads_per_job",
+    "training_jobs",
 ]
 
 #: Host memory one CPU training run may need (tomograms, patches, network, segmentation).
@@ -93,6 +100,19 @@ def _run_with_threads(function: Callable[..., Any], threads: int, kwargs: dict) 
     return function(**kwargs)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One call of a queue: ``function(**kwargs)``, logged as ``label``.
+
+    ``function`` must be a module-level function (it is pickled by name) and ``kwargs``
+    picklable.
+    """
+
+    function: Callable[..., Any]
+    kwargs: dict
+    label: str
+
+
 def run_jobs(
     function: Callable[..., Any],
     tasks: Sequence[dict],
@@ -117,15 +137,36 @@ def run_jobs(
         The first failing task's error (the others still running are cancelled).
     """
     labels = list(labels or [str(i) for i in range(len(tasks))])
-    if jobs <= 1 or len(tasks) <= 1:
-        for label, task in zip(labels, tasks, strict=True):
+    queue = [Job(function, task, label) for label, task in zip(labels, tasks, strict=True)]
+    run_job_list(queue, jobs, log=log)
+
+
+def run_job_list(
+    queue: Sequence[Job], jobs: int, *, log: Callable[[str], None] | None = None
+) -> None:
+    """Run every job of ``queue``, ``jobs`` at a time in spawned processes, started in
+    queue order (put the longest first: the short ones then fill the cores at the end).
+
+    Parameters
+    ----------
+    queue : the calls, possibly of different functions.
+    jobs : processes; 1 runs them here, one after the other.
+    log : progress messages (started / finished).
+
+    Raises
+    ------
+    FaketError
+        The first failing job's error (the others still running are cancelled).
+    """
+    if jobs <= 1 or len(queue) <= 1:
+        for job in queue:
             if log:
-                log(f"training {label}")
-            function(**task)
+                log(f"training {job.label}")
+            job.function(**job.kwargs)
         return
     threads = threads_per_job(jobs)
     if log:
-        log(f"{len(tasks)} runs, {jobs} at a time, {threads} torch thread(s) each")
+        log(f"{len(queue)} runs, {jobs} at a time, {threads} torch thread(s) each")
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
     with ProcessPoolExecutor(
         max_workers=jobs,
@@ -134,8 +175,8 @@ def run_jobs(
         initargs=(os.getpid(),),
     ) as pool:
         futures = {}
-        for label, task in zip(labels, tasks, strict=True):
-            futures[pool.submit(_run_with_threads, function, threads, task)] = label
+        for job in queue:
+            futures[pool.submit(_run_with_threads, job.function, threads, job.kwargs)] = job.label
         try:
             remaining = set(futures)
             while remaining:
@@ -154,6 +195,32 @@ def run_jobs(
             raise FaketError(f"a training run failed: {type(error).__name__}: {error}") from error
 
 
+def training_jobs(
+    function: Callable[..., Any],
+    dataset_dir,
+    pending: Sequence[tuple[str, int, Any]],
+    config,
+    *,
+    judge: str,
+) -> list[Job]:
+    """The jobs of experiment runs: ``function(dataset_dir, modality, config, run_dir)``
+    for each pending ``(modality, seed, run_dir)``, ``config`` (a pydantic settings
+    model) with that seed."""
+    return [
+        Job(
+            function,
+            {
+                "dataset_dir": str(dataset_dir),
+                "modality": modality,
+                "config": config.model_copy(update={"seed": seed}).model_dump(mode="json"),
+                "run_dir": str(run_dir),
+            },
+            f"{judge} {modality}, seed {seed}",
+        )
+        for modality, seed, run_dir in pending
+    ]
+
+
 def run_training_jobs(
     function: Callable[..., Any],
     dataset_dir,
@@ -164,17 +231,6 @@ def run_training_jobs(
     judge: str,
     log: Callable[[str], None] | None = None,
 ) -> None:
-    """:func:`run_jobs` for experiment runs: ``function(dataset_dir, modality, config,
-    run_dir)`` for each pending ``(modality, seed, run_dir)``, ``config`` (a pydantic
-    settings model) with that seed."""
-    tasks = [
-        {
-            "dataset_dir": str(dataset_dir),
-            "modality": modality,
-            "config": config.model_copy(update={"seed": seed}).model_dump(mode="json"),
-            "run_dir": str(run_dir),
-        }
-        for modality, seed, run_dir in pending
-    ]
-    labels = [f"{judge} {modality}, seed {seed}" for modality, seed, _ in pending]
-    run_jobs(function, tasks, jobs, labels=labels, log=log)
+    """:func:`run_job_list` of :func:`training_jobs`."""
+    queue = training_jobs(function, dataset_dir, pending, config, judge=judge)
+    run_job_list(queue, jobs, log=log)

@@ -227,3 +227,34 @@ def seed_set_rank_correlation(
             means[modality] = [float(np.mean(h)) for h in halves]
     rho = spearman([v[0] for v in means.values()], [v[1] for v in means.values()])
     return {"seed_sets": [first, second], "spearman": rho, "means": means}
+
+
+def seeds_for_half_width(estimate: Estimate, target: float) -> int | None:
+    """Seeds an interval like ``estimate``'s would need to be at most ±``target`` wide.
+
+    The estimate assumes the spread between seeds dominates the interval and stays as
+    measured, so that the half-width shrinks as 1/√seeds: ``ceil(n (h / target)²)`` for
+    ``n`` seeds and half-width ``h`` (``n`` itself when the interval is narrow enough).
+    That overestimates a little where test particles contribute to the width, since
+    more seeds do not shrink their part.
+
+    Parameters
+    ----------
+    estimate : a bootstrap estimate over ``len(estimate.seeds)`` seeds.
+    target : wanted half-width (same units as the metric, e.g. 0.04 of F1).
+
+    Returns
+    -------
+    int or None
+        None when it cannot be said: fewer than two seeds (no seed spread measured) or
+        no finite interval.
+    """
+    if target <= 0:
+        raise FaketError(f"target half-width must be positive, not {target}")
+    n = len(estimate.seeds)
+    half_width = (estimate.ci_high - estimate.ci_low) / 2
+    if n < 2 or not np.isfinite(half_width):
+        return None
+    if half_width <= target:
+        return n
+    return int(np.ceil(n * (half_width / target) ** 2 - 1e-9))

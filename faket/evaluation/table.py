@@ -6,7 +6,9 @@ Layout of ``table.json``:
   for the **DeepFinder** judge, metrics ``localization_f1``, ``localization_recall``,
   ``localization_precision``, ``classification_f1_macro`` (over particle classes),
   ``classification_f1_macro_shrec`` (SHREC convention) and ``czii_fbeta``; plus
-  ``best_epoch_mean``;
+  ``best_epoch_mean``; ``classification_f1_macro.seeds_for_target``: the seeds its
+  interval would need to be at most ±``settings.target_half_width`` wide
+  (:func:`faket.evaluation.statistics.seeds_for_half_width`; an estimate);
 - ``differences.<a>-<b>.<metric>.{mean, ci_low, ci_high}`` (DeepFinder, paired);
 - ``rank_correlation.<metric>`` (DeepFinder): Spearman correlation of the modality
   ranking between two disjoint seed sets, with the sets and the per-set means;
@@ -53,11 +55,17 @@ from faket.evaluation.statistics import (
     BootstrapResult,
     hierarchical_bootstrap,
     seed_set_rank_correlation,
+    seeds_for_half_width,
     spearman,
 )
 from faket.io import write_text_atomic
 from faket.realism.dataset import realism_summaries
 
+#: Half-width of a 95 % interval that makes a modality's main score precise (issue 14:
+#: differences of 0.03-0.05 between modalities must be told apart).
+TARGET_HALF_WIDTH = 0.04
+#: The main score of both judges, whose seed planning ``table.md`` reports.
+MAIN_METRIC = "classification_f1_macro"
 #: Metrics whose ranking stability is reported, per judge.
 RANKED = {
     "deepfinder": ("localization_f1", "classification_f1_macro"),
@@ -106,6 +114,9 @@ def _judge_section(boot: BootstrapResult, seeds: Sequence[int], judge: str, extr
             base = reference[metric].mean if reference else float("nan")
             pct = 100 * estimate.mean / base if base and np.isfinite(base) else None
             entry[metric]["pct_benchmark"] = None if pct is None or not np.isfinite(pct) else pct
+        if MAIN_METRIC in metrics:
+            needed = seeds_for_half_width(metrics[MAIN_METRIC], TARGET_HALF_WIDTH)
+            entry[MAIN_METRIC]["seeds_for_target"] = needed
         modalities[name] = entry | extra.get(name, {})
     keep = ("mean", "ci_low", "ci_high")
     differences = {
@@ -173,6 +184,7 @@ def summarise(
             "bootstrap_seed": seed,
             "exclude": list(config.exclude),
             "exclusion_convention": config.exclusion_convention,
+            "target_half_width": TARGET_HALF_WIDTH,
         },
         "vgg_weights": vgg_weights(dataset_dir),
         "data_cost": {m: data_cost(dataset_dir, m).as_dict() for m in names},
@@ -277,8 +289,25 @@ def _section(summary: dict, section: dict, judge: str, title: str) -> list[str]:
         sets = " vs ".join("{" + ", ".join(map(str, s)) + "}" for s in result["seed_sets"])
         ranks.append(f"{metric} {rho:.2f}" if rho is not None else f"{metric} n/a")
     lines += ["", f"Ranking stability (Spearman, seed sets {sets}): " + "; ".join(ranks) + "."]
+    lines += [_planning_sentence(section, summary["settings"])]
     lines += [_realism_sentence(summary, judge), ""]
     return lines
+
+
+def _planning_sentence(section: dict, settings: dict) -> str:
+    target = settings.get("target_half_width", TARGET_HALF_WIDTH)
+    parts = []
+    for name, entry in section["modalities"].items():
+        main = entry.get(MAIN_METRIC) or {}
+        if main.get("ci_low") is None:
+            continue
+        half = (main["ci_high"] - main["ci_low"]) / 2
+        needed = main.get("seeds_for_target")
+        parts.append(f"{name} ±{half:.3f} ({needed if needed is not None else 'n/a'})")
+    return (
+        f"Half-width of the class. F1 macro interval (seeds for ±{target:g}, if the seed "
+        "spread stays as measured and the width shrinks as 1/√seeds): " + "; ".join(parts) + "."
+    )
 
 
 def _realism_sentence(summary: dict, judge: str) -> str:

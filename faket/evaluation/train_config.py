@@ -106,6 +106,12 @@ class TrainConfig(BaseModel):
         "(default: the training patch, at least 64).",
     )
     seed: int = Field(0, ge=0, description="Seed of weights, sampling and augmentation.")
+    sampling_seed: int | None = Field(
+        None,
+        ge=0,
+        description="Seed of patch sampling and augmentation alone, so that the initial "
+        "weights (seed) and the patch order can be varied apart; null = seed.",
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N, mps.")
 
     def model_post_init(self, _context) -> None:

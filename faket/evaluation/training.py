@@ -259,7 +259,9 @@ def train(
     folder = _check_run_dir(Path(run_dir) if run_dir is not None else None, overwrite)
     device = select_device(config.device)
     volumes, labels, samples, names, radii = prepare(train_tomograms, config)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(
+        config.seed if config.sampling_seed is None else config.sampling_seed
+    )
     sampler = PatchSampler(
         volumes,
         labels,
@@ -295,6 +297,8 @@ def train(
     # runs of one seed differ).
     precision = resolve_network_precision(config.precision, device)
     provenance = {"seed": config.seed, "precision": precision}
+    if config.sampling_seed is not None:
+        provenance["sampling_seed"] = config.sampling_seed
     rows: list[dict] = []
     best: tuple[float, int, Scores | None, dict] = (-math.inf, 0, None, {})
     for epoch in range(1, config.epochs + 1):
