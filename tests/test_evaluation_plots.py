@@ -60,6 +60,17 @@ def test_figures_are_written(tmp_path):
         assert path.read_bytes()[:8] == PNG
 
 
+def test_per_class_figure_takes_seeds_with_equal_scores(tmp_path):
+    # Three seeds with F1 0.7 each: pandas' mean exceeds the min by round-off, so an
+    # unclipped whisker below the bar would be negative (matplotlib refuses it).
+    per_class = pd.DataFrame(
+        {"modality": ["x"] * 3, "seed": [0, 1, 2], "class_name": ["a"] * 3, "f1": [0.7] * 3}
+    )
+    grouped = per_class.groupby("class_name")["f1"]
+    assert grouped.max().iloc[0] - grouped.mean().iloc[0] != 0  # the round-off is real
+    assert plot_per_class_f1(per_class, tmp_path / "f1.png").read_bytes()[:8] == PNG
+
+
 def test_modality_figure_whiskers_are_the_intervals(tmp_path):
     from faket.plots.comparison import interval_errors, plot_modality_scores
 

@@ -65,7 +65,7 @@ from faket.realism.dataset import realism_summaries
 #: differences of 0.03-0.05 between modalities must be told apart).
 TARGET_HALF_WIDTH = 0.04
 #: The main score of both judges, whose seed planning ``table.md`` reports.
-MAIN_METRIC = "classification_f1_macro"
+PLANNED_METRIC = "classification_f1_macro"
 #: Metrics whose ranking stability is reported, per judge.
 RANKED = {
     "deepfinder": ("localization_f1", "classification_f1_macro"),
@@ -114,9 +114,9 @@ def _judge_section(boot: BootstrapResult, seeds: Sequence[int], judge: str, extr
             base = reference[metric].mean if reference else float("nan")
             pct = 100 * estimate.mean / base if base and np.isfinite(base) else None
             entry[metric]["pct_benchmark"] = None if pct is None or not np.isfinite(pct) else pct
-        if MAIN_METRIC in metrics:
-            needed = seeds_for_half_width(metrics[MAIN_METRIC], TARGET_HALF_WIDTH)
-            entry[MAIN_METRIC]["seeds_for_target"] = needed
+        if PLANNED_METRIC in metrics:
+            needed = seeds_for_half_width(metrics[PLANNED_METRIC], TARGET_HALF_WIDTH)
+            entry[PLANNED_METRIC]["seeds_for_target"] = needed
         modalities[name] = entry | extra.get(name, {})
     keep = ("mean", "ci_low", "ci_high")
     differences = {
@@ -298,7 +298,7 @@ def _planning_sentence(section: dict, settings: dict) -> str:
     target = settings.get("target_half_width", TARGET_HALF_WIDTH)
     parts = []
     for name, entry in section["modalities"].items():
-        main = entry.get(MAIN_METRIC) or {}
+        main = entry.get(PLANNED_METRIC) or {}
         if main.get("ci_low") is None:
             continue
         half = (main["ci_high"] - main["ci_low"]) / 2

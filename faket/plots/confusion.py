@@ -126,7 +126,8 @@ def plot_per_class_f1(
             positions + (index - (len(modalities) - 1) / 2) * width,
             values,
             width,
-            yerr=np.nan_to_num(errors),
+            # Equal seeds: the mean can differ from min/max by round-off, either sign.
+            yerr=np.nan_to_num(errors).clip(min=0),
             capsize=2,
             label=modality,
         )
