@@ -115,19 +115,14 @@ def classify_runs(
     ``RESULTS/classify/MODALITY/seed_N/``; with ``jobs`` 1 boxes are loaded once per
     modality and the test boxes once for the whole experiment, with more the runs are
     spread over processes (:mod:`faket.evaluation.jobs`; None: as many as
-    :func:`~faket.evaluation.jobs.default_jobs` says for the runs left)."""
-    from faket.evaluation.jobs import default_jobs, run_folders, run_training_jobs
+    :func:`~faket.evaluation.jobs.worker_count` says for the runs left)."""
+    from faket.evaluation.jobs import run_folders, run_job_list, worker_count
 
     folder = results / CLASSIFY_FOLDER
     pairs, pending = run_folders(folder, modalities, seeds)
-    if jobs is None:
-        jobs = default_jobs(config.device, len(pending))
-    if jobs > 1 and len(pending) > 1:
-        # Each process is one run: one thread, whatever the settings say.
-        single = config.model_copy(update={"threads": None})
-        run_training_jobs(
-            classify_run, dataset_dir, pending, single, jobs, judge="classifier", log=log
-        )
+    workers = worker_count(config.device, len(pending), jobs)
+    if workers > 1:
+        run_job_list(classify_jobs(dataset_dir, pending, config), workers, log=log)
     else:
         data, data_modality, test = None, None, None
         for modality, seed, run_dir in pending:
@@ -147,6 +142,16 @@ def classify_runs(
                 progress=progress,
             )
     return [read_classify_run(run_dir, m, s) for m, s, run_dir in pairs]
+
+
+def classify_jobs(dataset_dir, pending, config: ClassifyConfig) -> list:
+    """The process jobs (:class:`faket.evaluation.jobs.Job`) of pending classifier runs
+    ``(modality, seed, run_dir)``: each process is one run with one thread, whatever
+    ``config.threads`` says."""
+    from faket.evaluation.jobs import training_jobs
+
+    single = config.model_copy(update={"threads": None})
+    return training_jobs(classify_run, dataset_dir, pending, single, judge="classifier")
 
 
 def train_judges_together(
@@ -169,19 +174,16 @@ def train_judges_together(
     :func:`deepfinder_runs` and :func:`classify_runs` then train them one by one,
     loading each modality's data once.
     """
-    from faket.evaluation.jobs import default_jobs, run_folders, run_job_list, training_jobs
+    from faket.evaluation.jobs import run_folders, run_job_list, training_jobs, worker_count
 
     deepfinder = run_folders(results, modalities, seeds)[1]
     classifier = run_folders(results / CLASSIFY_FOLDER, modalities, seeds)[1]
-    pending = len(deepfinder) + len(classifier)
-    if jobs is None:
-        jobs = default_jobs(config.device, pending)
-    if jobs <= 1 or pending <= 1:
+    workers = worker_count(config.device, len(deepfinder) + len(classifier), jobs)
+    if workers <= 1:
         return False
-    single = classify_settings.model_copy(update={"threads": None})  # one thread per process
     queue = training_jobs(train_run, dataset_dir, deepfinder, config, judge="DeepFinder")
-    queue += training_jobs(classify_run, dataset_dir, classifier, single, judge="classifier")
-    run_job_list(queue, jobs, log=log)
+    queue += classify_jobs(dataset_dir, classifier, classify_settings)
+    run_job_list(queue, workers, log=log)
     return True
 
 

@@ -189,17 +189,15 @@ def deepfinder_runs(
     present) are read back, not redone, so an interrupted experiment resumes. With
     ``jobs`` 1 the dataset is loaded once per modality and reused across its seeds;
     with more, the runs are spread over processes (:mod:`faket.evaluation.jobs`; None:
-    :func:`~faket.evaluation.jobs.default_jobs` for the runs left).
+    :func:`~faket.evaluation.jobs.worker_count` for the runs left).
     """
-    from faket.evaluation.jobs import default_jobs, run_folders, run_training_jobs
+    from faket.evaluation.jobs import run_folders, run_job_list, training_jobs, worker_count
 
     pairs, pending = run_folders(results, modalities, seeds)
-    if jobs is None:
-        jobs = default_jobs(config.device, len(pending))
-    if jobs > 1 and len(pending) > 1:
-        run_training_jobs(
-            train_run, dataset_dir, pending, config, jobs, judge="DeepFinder", log=log
-        )
+    workers = worker_count(config.device, len(pending), jobs)
+    if workers > 1:
+        queue = training_jobs(train_run, dataset_dir, pending, config, judge="DeepFinder")
+        run_job_list(queue, workers, log=log)
     else:
         loaded: dict[str, tuple] = {}
         for modality, seed, run_dir in pending:

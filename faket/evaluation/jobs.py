@@ -34,9 +34,9 @@ __all__ = [
     "run_folders",
     "run_job_list",
     "run_jobs",
-    "run_training_jobs",
     "threads_per_job",
     "training_jobs",
+    "worker_count",
 ]
 
 #: Host memory one CPU training run may need (tomograms, patches, network, segmentation).
@@ -61,6 +61,14 @@ def default_jobs(device: str, pending: int) -> int:
     memory = _host_memory_bytes()
     by_memory = max(1, memory // JOB_MEMORY_BYTES) if memory else cores
     return max(1, min(cores, by_memory, pending))
+
+
+def worker_count(device: str, pending: int, jobs: int | None = None) -> int:
+    """Processes to train ``pending`` runs with: ``jobs`` (None: :func:`default_jobs`),
+    and 1 (train here, one after the other) when at most one run is left."""
+    if pending <= 1:
+        return 1
+    return default_jobs(device, pending) if jobs is None else jobs
 
 
 def run_folders(folder: Path, modalities: Sequence[str], seeds: Sequence[int]):
@@ -219,18 +227,3 @@ def training_jobs(
         )
         for modality, seed, run_dir in pending
     ]
-
-
-def run_training_jobs(
-    function: Callable[..., Any],
-    dataset_dir,
-    pending: Sequence[tuple[str, int, Any]],
-    config,
-    jobs: int,
-    *,
-    judge: str,
-    log: Callable[[str], None] | None = None,
-) -> None:
-    """:func:`run_job_list` of :func:`training_jobs`."""
-    queue = training_jobs(function, dataset_dir, pending, config, judge=judge)
-    run_job_list(queue, jobs, log=log)

@@ -58,6 +58,11 @@ class Estimate:
     seed_std: float = 0.0
     seeds: list[float] = field(default_factory=list)
 
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width (NaN without an interval)."""
+        return (self.ci_high - self.ci_low) / 2
+
     def as_dict(self) -> dict:
         """JSON-ready fields (NaN -> None)."""
         return {
@@ -251,8 +256,7 @@ def seeds_for_half_width(estimate: Estimate, target: float) -> int | None:
     """
     if target <= 0:
         raise FaketError(f"target half-width must be positive, not {target}")
-    n = len(estimate.seeds)
-    half_width = (estimate.ci_high - estimate.ci_low) / 2
+    n, half_width = len(estimate.seeds), estimate.half_width
     if n < 2 or not np.isfinite(half_width):
         return None
     if half_width <= target:
